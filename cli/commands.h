@@ -1,0 +1,17 @@
+// Subcommands of `manifold`; main.cc wires them into one CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "common/base/error.h"
+
+namespace manifold::cli {
+
+/// Each Add* registers a subcommand; its callback sets *exit_code.
+void AddParseCommand(CLI::App& app, int* exit_code);
+void AddPlanCommand(CLI::App& app, int* exit_code);
+
+/// Prints an error as `error: <message>` plus its detail lines, to stderr.
+void PrintError(const Error& e);
+
+}  // namespace manifold::cli

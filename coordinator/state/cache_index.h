@@ -1,0 +1,67 @@
+// The coordinator's shared cache index: cache key -> layer produced by that
+// step, plus which workers hold each layer blob, in a SQLite database (WAL).
+// The planner asks it whether a stage needs a job at all; the scheduler asks
+// it which worker already holds a job's layers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/expected.h"
+
+struct sqlite3;
+
+namespace manifold::coordinator {
+
+struct CacheRecord {
+  std::string layer_digest;  ///< "sha256:..." of the compressed blob
+  std::string diff_id;       ///< "sha256:..." of the uncompressed tar
+  std::uint64_t size = 0;    ///< blob bytes
+
+  bool operator==(const CacheRecord&) const = default;
+};
+
+/// Not thread-safe: owned by the coordinator's state thread. Every write is a
+/// committed transaction when the call returns (synchronous=FULL).
+/// Errors from every method: kResourceExhausted ("state.sqlite.full") when the
+/// disk is full, kTransient ("state.sqlite.busy") when another process holds
+/// the lock, kInternal ("state.sqlite") otherwise; kInvalidInput
+/// ("state.cache.invalid") for empty keys, digests or worker ids.
+class CacheIndex {
+ public:
+  /// Opens or creates the database at `path` and its schema.
+  static Expected<std::unique_ptr<CacheIndex>> Open(const std::string& path);
+  ~CacheIndex();
+  CacheIndex(const CacheIndex&) = delete;
+  CacheIndex& operator=(const CacheIndex&) = delete;
+
+  /// Records what `key` produced, replacing an earlier record for the key.
+  Expected<void> Put(std::string_view key, const CacheRecord& record);
+
+  /// The record for `key`, or nullopt on a miss.
+  Expected<std::optional<CacheRecord>> Get(std::string_view key);
+
+  /// Notes that `worker_id` holds the blob `layer_digest` (idempotent).
+  Expected<void> AddHolder(std::string_view layer_digest, std::string_view worker_id);
+
+  /// Forgets a holder (worker lost or blob evicted); no error if absent.
+  Expected<void> RemoveHolder(std::string_view layer_digest, std::string_view worker_id);
+
+  /// Workers holding `layer_digest`, sorted by id.
+  Expected<std::vector<std::string>> Holders(std::string_view layer_digest);
+
+ private:
+  struct DbClose {
+    void operator()(sqlite3* db) const;
+  };
+  explicit CacheIndex(std::unique_ptr<sqlite3, DbClose> db);
+  Expected<void> Exec(const char* sql);
+
+  std::unique_ptr<sqlite3, DbClose> db_;
+};
+
+}  // namespace manifold::coordinator

@@ -1,0 +1,130 @@
+@0xa9119e5cd14fd3ee;
+# Coordinator <-> worker control messages. Each travels as the body of a
+# common.capnp Envelope. Append-only: never renumber; add at the end.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("manifold::schema");
+
+using Common = import "common.capnp";
+
+struct WorkerPlatform {
+  platform @0 :Common.Platform;
+  emulated @1 :Bool;
+  # true when served through binfmt_misc + QEMU (5-20x slower)
+}
+
+struct Register {
+  # Worker -> coordinator, first message after connecting.
+  workerId @0 :Text;
+  hostname @1 :Text;
+  platforms @2 :List(WorkerPlatform);
+  # native platforms first
+  slots @3 :UInt32;
+  # jobs it runs at once
+  peerEndpoint @4 :Text;
+  # where its blob server listens ("tcp://10.0.0.7:7701")
+  joinProof @5 :Data;
+  # proof that it holds the join token's secret
+  softwareVersion @6 :Text;
+}
+
+struct RegisterReply {
+  accepted @0 :Bool;
+  heartbeatIntervalMs @1 :UInt32;
+  error @2 :Common.Error;
+  # set when not accepted
+}
+
+struct Lease {
+  jobId @0 :Text;
+  leaseEpoch @1 :UInt64;
+}
+
+struct Heartbeat {
+  # Worker -> coordinator, every heartbeatIntervalMs. Renews the leases listed.
+  workerId @0 :Text;
+  leases @1 :List(Lease);
+  freeSlots @2 :UInt32;
+  diskFreeBytes @3 :UInt64;
+}
+
+struct BaseImage {
+  union {
+    scratch @0 :Void;
+    image @1 :ImageRef;
+    stage @2 :Text;
+    # result of another stage of the same build (its final cache key's layers)
+  }
+}
+
+struct ImageRef {
+  reference @0 :Text;
+  # as written after expansion ("docker.io/library/alpine:3.19")
+  manifestDigest @1 :Common.Digest;
+  # resolved by the coordinator for this job's platform
+}
+
+struct Flag {
+  name @0 :Text;
+  # "from", "chown", "mount", ...
+  value @1 :Text;
+}
+
+struct Instruction {
+  index @0 :UInt32;
+  # step number inside the stage, 0-based
+  line @1 :UInt32;
+  # Dockerfile line, 1-based
+  command @2 :Text;
+  # upper case: "RUN", "COPY", "ENV", ...
+  args @3 :List(Text);
+  # after variable expansion
+  flags @4 :List(Flag);
+  cacheKey @5 :Common.Digest;
+  # planned at the coordinator; may be refined on the worker
+  original @6 :Text;
+  # source text, for progress display only
+}
+
+struct StageJob {
+  # Coordinator -> worker: build one stage for one platform under a lease.
+  buildId @0 :Text;
+  jobId @1 :Text;
+  stage @2 :Text;
+  # stage name, or its index as text when unnamed
+  platform @3 :Common.Platform;
+  base @4 :BaseImage;
+  instructions @5 :List(Instruction);
+  leaseEpoch @6 :UInt64;
+  # a result carrying an older epoch is stale and ignored
+  buildArgs @7 :List(Flag);
+}
+
+struct Layer {
+  descriptor @0 :Common.Descriptor;
+  # compressed blob as stored and pushed
+  diffId @1 :Common.Digest;
+  # digest of the uncompressed tar
+}
+
+struct StepResult {
+  index @0 :UInt32;
+  cacheKey @1 :Common.Digest;
+  cached @2 :Bool;
+  layer @3 :Layer;
+  # unset for metadata-only steps
+  durationMs @4 :UInt64;
+}
+
+struct StageResult {
+  # Worker -> coordinator when a job ends, successfully or not.
+  jobId @0 :Text;
+  leaseEpoch @1 :UInt64;
+  layers @2 :List(Layer);
+  # the stage's full layer chain, base layers first
+  steps @3 :List(StepResult);
+  configDigest @4 :Common.Digest;
+  # image config of the stage's result
+  error @5 :Common.Error;
+  # set when the job failed; the coordinator decides on retries from error.kind
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: unit tests (ctest), the same tests under
+# AddressSanitizer + UBSan, and each fuzz target for FUZZ_SECONDS (default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+JOBS=$(nproc)
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build (RelWithDebInfo)"
+bash scripts/build.sh
+
+step "unit tests"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+step "unit tests under ASan+UBSan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMF_SANITIZE=ON -DMF_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+
+step "fuzz targets (clang-14 libFuzzer, ${FUZZ_SECONDS}s each)"
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DMF_FUZZ=ON >/dev/null
+cmake --build build-fuzz
+bash tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
+
+step "all tests passed"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in BUILD_DIR/bin for SECONDS each, seeded from the
+# golden Dockerfiles and examples. A crash fails the run (and leaves the
+# reproducer in the printed crash-* file).
+set -euo pipefail
+build=${1:?build dir}
+secs=${2:-30}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+seed_dockerfiles() {
+  local out=$1 i=0
+  mkdir -p "$out"
+  for f in "$root"/common/dockerfile/testdata/*/*/Dockerfile "$root"/examples/*/Dockerfile; do
+    [ -f "$f" ] && cp "$f" "$out/seed$((i++))"
+  done
+}
+
+run() {
+  local name=$1 seeds=$2
+  mkdir -p "$work/$name"
+  echo "fuzz: $name for ${secs}s"
+  (cd "$work" && "$build/bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+     -print_final_stats=1 "$work/$name" ${seeds:+"$seeds"} 2>&1 | tail -n 4)
+}
+
+seed_dockerfiles "$work/seed-dockerfile"
+mkdir -p "$work/seed-words"
+printf '${a:-$b}\na=1\nb=two words\n' > "$work/seed-words/1"
+printf '"$x"'"'"'$y'"'"'\\$z ${x%%%%.*} ${x/a/b} ${x#*/}\nx=a.b/c.d\n' > "$work/seed-words/2"
+mkdir -p "$work/seed-ignore"
+printf '*.md\n!README.md\n**/node_modules\n[a-c]?/x\nsrc/a/b.txt\n' > "$work/seed-ignore/1"
+
+run dockerfile_fuzz "$work/seed-dockerfile"
+run shell_lexer_fuzz "$work/seed-words"
+run dockerignore_fuzz "$work/seed-ignore"
+echo "fuzz: 3 targets ran without a crash"
