@@ -52,8 +52,12 @@ class IgnoreMatcher {
   ///     `ctx/.dockerignore:3: bad pattern "[": syntax error in pattern` (Go filepath.Match),
   ///     `...: bad pattern "[z-a]": syntax error in pattern: invalid character class range
   ///     `z-a`` (Go regexp), `ctx/.dockerignore:4: illegal exclusion pattern: "!"`
-  ///   kUnimplemented "dockerignore.unsupported_pattern" (Unicode classes `\pL`)
+  ///   kUnimplemented "dockerignore.unsupported_pattern": what Docker accepts but we
+  ///     do not: Unicode classes (`\pL`), and counted repetition (`?{1000}`, live in
+  ///     Docker by accident) past 4096 extra instructions per file
   ///   and the ReadIgnoreFile errors. Errors carry `where` (file, line).
+  /// Docker reports a pattern that Go's regexp rejects only when a path reaches it;
+  /// we report it here.
   static Expected<IgnoreMatcher> Parse(std::string_view content, std::string_view source);
 
   /// patternmatcher.New: patterns are trimmed and path-cleaned (a leading '/' is

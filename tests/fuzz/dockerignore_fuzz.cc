@@ -19,7 +19,8 @@ bool IsCleanRelative(std::string_view path) {
   size_t start = 0;
   for (;;) {
     const size_t slash = path.find('/', start);
-    const std::string_view part = path.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    const std::string_view part =
+        path.substr(start, slash == std::string_view::npos ? slash : slash - start);
     if (part.empty() || part == "." || part == "..") return false;
     if (slash == std::string_view::npos) return true;
     start = slash + 1;
@@ -33,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   const size_t nl = in.find('\n');
   const std::string_view path = in.substr(0, nl);
-  const std::string_view content = nl == std::string_view::npos ? std::string_view() : in.substr(nl + 1);
+  const std::string_view content =
+      nl == std::string_view::npos ? std::string_view() : in.substr(nl + 1);
 
   auto m = IgnoreMatcher::Parse(content, "fuzz/.dockerignore");
   if (!m.ok()) {
@@ -48,7 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (IsCleanRelative(path)) {
     if (!m->HasExclusions() && excluded != parent_matches) __builtin_trap();
     if (!m->HasExclusions() && exact && !excluded) __builtin_trap();
-    for (size_t slash = path.find('/'); slash != std::string_view::npos; slash = path.find('/', slash + 1)) {
+    for (size_t slash = path.find('/'); slash != std::string_view::npos;
+         slash = path.find('/', slash + 1)) {
       const std::string_view dir = path.substr(0, slash);
       if (m->Excluded(dir) && !m->MayReincludeUnder(dir) && !excluded) __builtin_trap();
     }

@@ -3,7 +3,7 @@
 # golden Dockerfiles and examples. A crash fails the run (and leaves the
 # reproducer in the printed crash-* file).
 set -euo pipefail
-build=${1:?build dir}
+build=$(cd "${1:?build dir}" && pwd)
 secs=${2:-30}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -18,11 +18,19 @@ seed_dockerfiles() {
 }
 
 run() {
-  local name=$1 seeds=$2
+  local name=$1 seeds=$2 log="$work/$1.log"
   mkdir -p "$work/$name"
   echo "fuzz: $name for ${secs}s"
-  (cd "$work" && "$build/bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-     -print_final_stats=1 "$work/$name" ${seeds:+"$seeds"} 2>&1 | tail -n 4)
+  if ! (cd "$work" && "$build/bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+          -print_final_stats=1 "$work/$name" "$seeds" >"$log" 2>&1); then
+    tail -n 60 "$log"
+    mkdir -p "$root/build-fuzz/crashes" && cp "$work"/crash-* "$work"/timeout-* "$work"/oom-* \
+      "$root/build-fuzz/crashes/" 2>/dev/null || true
+    echo "fuzz: $name FAILED (reproducers in build-fuzz/crashes/)"
+    return 1
+  fi
+  grep -E "^stat::number_of_executed_units|^Done" "$log" | tr '\n' ' '
+  echo
 }
 
 seed_dockerfiles "$work/seed-dockerfile"
