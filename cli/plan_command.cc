@@ -16,6 +16,7 @@ struct PlanFlags {
   std::string context = ".";
   std::string file;
   std::string platforms;
+  bool platforms_set = false;
   std::string target;
   std::vector<std::string> build_args;
   bool json = false;
@@ -46,8 +47,8 @@ Expected<std::string> RunPlan(const PlanFlags& f) {
   MF_TRY(df, dockerfile::ParseInstructions(tree));
   plan::PlanOptions opts;
   opts.build_platform = oci::NativePlatform();
-  if (!f.platforms.empty()) {
-    MF_TRY(ps, oci::ParsePlatformList(f.platforms));
+  if (f.platforms_set) {
+    MF_TRY(ps, oci::ParsePlatformList(f.platforms).With("--platform"));
     opts.platforms = ps;
   }
   opts.target = f.target;
@@ -69,7 +70,8 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--build-arg", f->build_args, "Build-time variable K=V (or K, from the environment)")
       ->allow_extra_args(false);
   cmd->add_flag("--json", f->json, "Print JSON");
-  cmd->callback([f, exit_code] {
+  cmd->callback([f, cmd, exit_code] {
+    f->platforms_set = cmd->count("--platform") > 0;
     auto out = RunPlan(*f);
     if (!out.ok()) {
       PrintError(out.error());

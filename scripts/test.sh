@@ -11,14 +11,18 @@ step() { printf '\n=== %s\n' "$*"; }
 step "build (RelWithDebInfo)"
 bash scripts/build.sh
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+count() { sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$1" | tail -n1; }
+
 step "unit tests"
-ctest --test-dir build --output-on-failure -j"$JOBS"
+ctest --test-dir build --output-on-failure -j"$JOBS" | tee "$logs/unit"
 
 step "unit tests under ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMF_SANITIZE=ON -DMF_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS" | tee "$logs/asan"
 
 step "fuzz targets (clang-14 libFuzzer, ${FUZZ_SECONDS}s each)"
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -26,4 +30,6 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build build-fuzz
 bash tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
+total=$(( $(count "$logs/unit") + $(count "$logs/asan") + 3 ))
 step "all tests passed"
+echo "tests: $total passed, 0 failed"
