@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   manifold::cli::AddParseCommand(app, &exit_code);
   manifold::cli::AddPlanCommand(app, &exit_code);
+  manifold::cli::AddImageCommands(app, &exit_code);
   app.parse_complete_callback([&] { manifold::SetLogLevel(log_level); });
   try {
     app.parse(argc, argv);

@@ -10,8 +10,8 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev capnproto libcapnp-dev libarchive-dev libssl-dev libboost-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libsqlite3-dev zlib1g-dev
   libisal-dev libzstd-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks; skopeo and umoci check our images
+  libgtest-dev libgmock-dev libbenchmark-dev skopeo umoci tar gzip zstd
 )
 
 missing=()

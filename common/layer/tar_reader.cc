@@ -3,6 +3,7 @@
 #include <archive_entry.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace manifold::layer {
 namespace {
@@ -31,6 +32,25 @@ std::optional<EntryType> TypeOf(struct archive_entry* e) {
     case AE_IFSOCK: return EntryType::kSocket;
     default: return std::nullopt;
   }
+}
+
+// libarchive messages about extension headers past its own caps (1 MiB per
+// header, 1 MB per pax record, 32 headers in a row).
+bool IsPaxLimitMessage(const char* detail) {
+  return std::strstr(detail, "Special header too large") != nullptr ||
+         std::strstr(detail, "Too many special headers") != nullptr ||
+         std::strstr(detail, "Rejecting pax extended attribute") != nullptr;
+}
+
+// Warnings after which libarchive silently dropped the rest of a pax header
+// (a "path" record among them, possibly): a parser differential we refuse.
+bool IsMalformedPaxMessage(const char* detail) {
+  return std::strstr(detail, "malformed pax extended attribute") != nullptr ||
+         std::strstr(detail, "Invalid pax extended attributes") != nullptr;
+}
+
+Error PaxTooLarge(std::string message) {
+  return MakeError(ErrorKind::kSecurity, "layer.limit.pax", std::move(message));
 }
 
 // Raw bytes as stored; falls back to the UTF-8 form libarchive may keep for
@@ -90,9 +110,34 @@ Expected<std::optional<TarEntry>> TarReader::Next() {
   struct archive_entry* e = nullptr;
   int rc = archive_read_next_header(archive_.get(), &e);
   if (rc == ARCHIVE_EOF) return std::optional<TarEntry>();
-  // ARCHIVE_WARN (e.g. a pax attribute it did not understand) still yields a
-  // usable header; anything worse does not.
-  if (rc < ARCHIVE_WARN) return ArchiveError("reading tar header");
+  // ARCHIVE_WARN (e.g. a name it could not convert to the locale) still
+  // yields a usable header; ARCHIVE_RETRY (a damaged header, skipped) and
+  // anything worse do not.
+  if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+    const char* detail = archive_error_string(archive_.get());
+    if (!source_error_ && detail != nullptr && IsPaxLimitMessage(detail)) {
+      return PaxTooLarge(std::string("extended header refused: ") + detail);
+    }
+    return ArchiveError("reading tar header");
+  }
+  if (rc == ARCHIVE_WARN) {
+    const char* detail = archive_error_string(archive_.get());
+    if (detail != nullptr && IsPaxLimitMessage(detail)) {
+      return PaxTooLarge(std::string("extended header refused: ") + detail);
+    }
+    if (detail != nullptr && IsMalformedPaxMessage(detail)) {
+      return Malformed(std::string("reading tar header: ") + detail);
+    }
+  }
+  // The whole header sequence of this entry: extension headers + its own block.
+  std::uint64_t header_bytes = consumed_bytes() - static_cast<std::uint64_t>(
+                                                      archive_read_header_position(archive_.get()));
+  constexpr std::uint64_t kBlock = 512;
+  if (header_bytes > kBlock + limits_.max_pax_bytes) {
+    return PaxTooLarge("entry has " + std::to_string(header_bytes - kBlock) +
+                       " bytes of extended headers, limit is " +
+                       std::to_string(limits_.max_pax_bytes));
+  }
 
   if (++entries_ > limits_.max_entries) {
     return MakeError(ErrorKind::kSecurity, "layer.limit.entries",
@@ -120,7 +165,32 @@ Expected<std::optional<TarEntry>> TarReader::Next() {
   entry.mode = static_cast<std::uint32_t>(archive_entry_mode(e)) & 07777;
   entry.uid = archive_entry_uid(e);
   entry.gid = archive_entry_gid(e);
+  entry.mtime = archive_entry_mtime(e);
+  entry.mtime_nsec = static_cast<std::int32_t>(archive_entry_mtime_nsec(e));
+  if (archive_entry_atime_is_set(e)) {
+    entry.atime = TarTime{archive_entry_atime(e),
+                          static_cast<std::int32_t>(archive_entry_atime_nsec(e))};
+  }
+  if (entry.type == EntryType::kCharDevice || entry.type == EntryType::kBlockDevice) {
+    entry.devmajor = static_cast<std::uint64_t>(archive_entry_rdevmajor(e));
+    entry.devminor = static_cast<std::uint64_t>(archive_entry_rdevminor(e));
+  }
+  entry.header_bytes = header_bytes;
+  archive_entry_xattr_reset(e);
+  const char* xattr_name = nullptr;
+  const void* xattr_value = nullptr;
+  std::size_t xattr_size = 0;
+  while (archive_entry_xattr_next(e, &xattr_name, &xattr_value, &xattr_size) == ARCHIVE_OK) {
+    if (xattr_name == nullptr) continue;
+    entry.xattrs[xattr_name] = xattr_size == 0 ? std::string()
+                                               : std::string(static_cast<const char*>(xattr_value),
+                                                             xattr_size);
+  }
   return std::optional<TarEntry>(std::move(entry));
+}
+
+std::uint64_t TarReader::consumed_bytes() const {
+  return static_cast<std::uint64_t>(archive_filter_bytes(archive_.get(), 0));
 }
 
 Expected<std::size_t> TarReader::ReadData(std::span<char> buffer) {

@@ -7,6 +7,7 @@
 #include <archive.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -29,6 +30,11 @@ enum class EntryType {
   kSocket,
 };
 
+struct TarTime {
+  std::int64_t sec = 0;
+  std::int32_t nsec = 0;
+};
+
 struct TarEntry {
   std::string path;      ///< as stored (may contain "..", be absolute, etc.)
   EntryType type = EntryType::kRegular;
@@ -37,11 +43,25 @@ struct TarEntry {
   std::int64_t uid = 0;
   std::int64_t gid = 0;
   std::string linkname;  ///< symlink target or hardlink source; empty otherwise
+  std::int64_t mtime = 0;       ///< seconds since the epoch
+  std::int32_t mtime_nsec = 0;  ///< sub-second part of mtime (pax only; else 0)
+  std::optional<TarTime> atime; ///< only when the archive stores one (pax)
+  /// Char and block devices only; 0 otherwise. As stored, not range-checked:
+  /// values beyond what the kernel's dev_t can hold are the caller's to refuse.
+  std::uint64_t devmajor = 0;
+  std::uint64_t devminor = 0;
+  std::map<std::string, std::string> xattrs;  ///< name -> raw value (pax SCHILY.xattr.*)
+  /// Bytes of header blocks before the data, pax and GNU extension headers included.
+  std::uint64_t header_bytes = 0;
 };
 
 struct TarLimits {
   std::uint64_t max_entries = 1'000'000;
   std::size_t max_name_bytes = 4096;  ///< applies to path and linkname (PATH_MAX)
+  /// Extension headers (pax 'x'/'g', GNU 'L'/'K') before one entry. libarchive
+  /// itself refuses any one such header over 1 MiB and more than 32 in a row;
+  /// that refusal is reported under the same code.
+  std::size_t max_pax_bytes = 1 << 20;
 };
 
 /// Iterates a tar stream. Not thread-safe; not movable (libarchive keeps a
@@ -59,13 +79,19 @@ class TarReader {
 
   /// The next entry's header, or nullopt at the end of the archive. Unread
   /// data of the previous entry is skipped.
-  /// Errors: kSecurity ("layer.limit.entries", "layer.limit.name"),
-  /// kInvalidInput ("layer.tar.malformed"), or the source's errors.
+  /// Errors: kSecurity ("layer.limit.entries", "layer.limit.name",
+  /// "layer.limit.pax"), kInvalidInput ("layer.tar.malformed", also for pax
+  /// records libarchive would skip as malformed), or the source's errors.
   Expected<std::optional<TarEntry>> Next();
 
   /// Reads the current entry's data; 0 at its end.
   /// Errors: kInvalidInput ("layer.tar.malformed") or the source's errors.
   Expected<std::size_t> ReadData(std::span<char> buffer);
+
+  /// Bytes of the stream the tar format has consumed so far. After Next()
+  /// returned the end, this is the offset just past the end-of-archive
+  /// blocks: whatever follows is trailing data, not read by this reader.
+  std::uint64_t consumed_bytes() const;
 
  private:
   TarReader(ByteSource& source, const TarLimits& limits);
