@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 #include <unordered_map>
@@ -139,6 +140,7 @@ class Applier {
   std::unordered_set<LinkName, LinkNameHash> lower_links_;
   std::vector<Fixup> fixups_;
   std::uint64_t tracked_bytes_ = 0;
+  std::uint64_t file_bytes_ = 0;  // sum of regular files' declared sizes
 };
 
 void Applier::Warn(std::string message) {
@@ -378,13 +380,17 @@ Expected<void> Applier::ApplyXattrs(int fd, const fs::Path& path, const TarEntry
 }
 
 Expected<void> Applier::File(const fs::Path& path, const TarEntry& entry, TarReader& reader) {
+  // Both the stream and the files' declared sizes count: a sparse entry's
+  // holes are never in the stream, but are written out as zeros.
   const std::uint64_t size = static_cast<std::uint64_t>(entry.size);
-  if (size > stream_.max_bytes() - std::min(stream_.total(), stream_.max_bytes())) {
+  const std::uint64_t used = std::max(stream_.total(), file_bytes_);
+  if (size > stream_.max_bytes() - std::min(used, stream_.max_bytes())) {
     return Security("layer.limit.bytes", "size " + std::to_string(size) +
                                              " exceeds the layer limit of " +
                                              std::to_string(stream_.max_bytes()) +
                                              " uncompressed bytes");
   }
+  file_bytes_ += size;
   MF_TRY(parent, ParentFor(path));
   MF_TRY_VOID(Clear(parent, path, false));
   MF_TRY(fd, parent.OpenFile(path.Base(), O_WRONLY | O_CREAT | O_EXCL, 0600));

@@ -59,7 +59,8 @@ namespace manifold::layer {
 
 struct ApplyOptions {
   /// Uncompressed tar bytes, counted as they are decompressed (so a gzip bomb
-  /// stops here) and checked against each entry's declared size up front.
+  /// stops here); also bounds the sum of regular files' declared sizes, checked
+  /// before each file is created (so sparse holes, written as zeros, count).
   /// kSecurity "layer.limit.bytes".
   std::uint64_t max_bytes = std::uint64_t{20} << 30;
   std::uint64_t max_entries = 2'000'000;    ///< "layer.limit.entries"
@@ -96,7 +97,9 @@ struct ApplyStats {
 };
 
 /// Applies the layer read from `layer_bytes` onto `root`. Errors: kSecurity
-/// "layer.breakout.path", "layer.breakout.hardlink", "layer.whiteout.invalid",
+/// "layer.breakout.path", "layer.breakout.hardlink", "layer.breakout.escaped"
+/// (a resolved directory turned out not to be below the root: containment
+/// failed; nothing was written there), "layer.whiteout.invalid",
 /// "layer.device.range", "layer.owner.range", "layer.limit.{bytes,entries,
 /// depth,name,pax,memory}"; kIntegrity "layer.truncated"; fs errors (see
 /// fs/errno_error.h) for disk trouble or a layer inconsistent with the tree

@@ -49,6 +49,7 @@ struct E {
   std::int64_t mtime = kMtime;
   long mtime_nsec = 0;
   bool acl = false;  // adds a POSIX access ACL
+  std::int64_t sparse_size = 0;  // > 0: a sparse file this big, `data` stored at its end
 };
 
 E F(std::string path, std::string data = "", unsigned mode = 0644) {
@@ -125,6 +126,11 @@ std::string Tar(const std::vector<E>& entries) {
                                   ARCHIVE_ENTRY_ACL_USER, 1234, "evil");
     }
     archive_entry_set_size(e, static_cast<la_int64_t>(f.data.size()));
+    if (f.sparse_size > 0) {
+      archive_entry_set_size(e, f.sparse_size);
+      archive_entry_sparse_add_entry(e, f.sparse_size - static_cast<la_int64_t>(f.data.size()),
+                                     static_cast<la_int64_t>(f.data.size()));
+    }
     EXPECT_GE(archive_write_header(a, e), ARCHIVE_WARN) << archive_error_string(a);
     if (!f.data.empty()) {
       EXPECT_EQ(archive_write_data(a, f.data.data(), f.data.size()),
@@ -818,6 +824,27 @@ std::vector<Case> BreakoutCases() {
                            },
                            kSec, "layer.limit.bytes"),
                     one_gib));
+  }
+  {
+    // Holes are not in the stream but are written as zeros: a few KiB of
+    // tar must not become unbounded disk use.
+    ApplyOptions limit;
+    limit.max_bytes = std::uint64_t{100} << 20;
+    E s1 = F("sparse1", "tail");
+    s1.sparse_size = std::int64_t{60} << 20;
+    E s2 = s1;
+    s2.path = "sparse2";
+    add(WithOptions(Validate(Reject("SparseFilesOverLimit", Layer({s1, s2}), kSec,
+                                    "layer.limit.bytes",
+                                    "entry \"sparse2\": size 62914560 exceeds the layer limit of "
+                                    "104857600 uncompressed bytes"),
+                             [](const Ctx& c, const ApplyStats*) {
+                               ExpectMissing(c, "sparse2");
+                               auto st = LstatHost(c.In("sparse1"));
+                               ASSERT_TRUE(st);
+                               EXPECT_EQ(st->st_size, std::int64_t{60} << 20);
+                             }),
+                    limit));
   }
   add(Reject("DeclaredTenGigabytesTruncated",
              [](const Ctx&) { return UstarHeader("big", '0', std::uint64_t{10} << 30) + std::string(4096, 'x'); },

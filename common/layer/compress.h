@@ -22,7 +22,7 @@ const char* CompressionName(Compression c);
 Compression DetectCompression(std::string_view head);
 
 struct CompressOptions {
-  int gzip_level = 1;  ///< ISA-L level, 0..3
+  int gzip_level = 3;  ///< ISA-L level, 0..3 (3: the best ratio, still >10x zlib -6 speed)
   int zstd_level = 3;  ///< libzstd level
 };
 

@@ -268,5 +268,97 @@ TEST(TarReaderTest, SourceErrorsKeepTheirKind) {
   EXPECT_EQ(error.code, "test.peer_gone");
 }
 
+TEST(TarReaderTest, ReportsTimesDevicesAndHeaderBytes) {
+  std::string out;
+  struct archive* a = archive_write_new();
+  ASSERT_EQ(archive_write_set_format_pax(a), ARCHIVE_OK);
+  ASSERT_EQ(archive_write_open(a, &out, nullptr, AppendToString, nullptr), ARCHIVE_OK);
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, "dev/big");
+  archive_entry_set_filetype(e, AE_IFCHR);
+  archive_entry_set_perm(e, 0600);
+  archive_entry_set_mtime(e, 1600000000, 250);
+  archive_entry_set_atime(e, 1500000000, 7);
+  archive_entry_set_rdevmajor(e, static_cast<dev_t>(1) << 40);  // beyond dev_t's kernel range
+  archive_entry_set_rdevminor(e, 3);
+  ASSERT_EQ(archive_write_header(a, e), ARCHIVE_OK) << archive_error_string(a);
+  archive_entry_free(e);
+  ASSERT_EQ(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+
+  StringSource source(out);
+  auto reader = TarReader::Open(source);
+  ASSERT_TRUE(reader.ok());
+  auto next = (*reader)->Next();
+  ASSERT_TRUE(next.ok()) << next.error().ToString();
+  ASSERT_TRUE(next->has_value());
+  const TarEntry& entry = **next;
+  EXPECT_EQ(entry.mtime, 1600000000);
+  EXPECT_EQ(entry.mtime_nsec, 250);
+  ASSERT_TRUE(entry.atime.has_value());
+  EXPECT_EQ(entry.atime->sec, 1500000000);
+  EXPECT_EQ(entry.devmajor, std::uint64_t{1} << 40);  // not truncated: Apply range-checks it
+  EXPECT_EQ(entry.devminor, 3u);
+  EXPECT_GT(entry.header_bytes, 512u);  // a pax header came first
+  auto end = (*reader)->Next();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(end->has_value());
+  EXPECT_EQ((*reader)->consumed_bytes() % 512, 0u);
+}
+
+TEST(TarReaderTest, RejectsDamagedHeader) {
+  std::string tar = WriteTar({File("a", "a"), File("b", "b")});
+  for (std::size_t off = 0; off < tar.size(); off += 512) {
+    if (tar.compare(off, 2, std::string("b\0", 2)) == 0) tar[off] = 'c';  // checksum now wrong
+  }
+  StringSource source(tar);
+  auto reader = TarReader::Open(source);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->Next().ok());
+  auto damaged = (*reader)->Next();  // libarchive says ARCHIVE_RETRY: not an entry
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.error().code, "layer.tar.malformed");
+  EXPECT_EQ(damaged.error().message, "reading tar header: Damaged tar archive");
+}
+
+TEST(TarReaderTest, EnforcesPaxLimit) {
+  FakeEntry big = File("f", "x");
+  std::string tar;
+  {
+    struct archive* a = archive_write_new();
+    ASSERT_EQ(archive_write_set_format_pax(a), ARCHIVE_OK);
+    ASSERT_EQ(archive_write_open(a, &tar, nullptr, AppendToString, nullptr), ARCHIVE_OK);
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, "f");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    std::string value(20000, 'v');
+    archive_entry_xattr_add_entry(e, "user.big", value.data(), value.size());
+    ASSERT_EQ(archive_write_header(a, e), ARCHIVE_OK);
+    archive_entry_free(e);
+    ASSERT_EQ(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+  }
+  TarLimits limits;
+  limits.max_pax_bytes = 8192;
+  StringSource source(tar);
+  auto reader = TarReader::Open(source, limits);
+  ASSERT_TRUE(reader.ok());
+  auto next = (*reader)->Next();
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.error().kind, ErrorKind::kSecurity);
+  EXPECT_EQ(next.error().code, "layer.limit.pax");
+
+  // Past libarchive's own 1 MiB cap on one extension header.
+  std::string huge = WriteTar({File(std::string(1 << 20, 'n'), "x")});
+  StringSource huge_source(huge);
+  auto huge_reader = TarReader::Open(huge_source);
+  ASSERT_TRUE(huge_reader.ok());
+  auto refused = (*huge_reader)->Next();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "layer.limit.pax");
+  EXPECT_EQ(refused.error().message, "extended header refused: Special header too large");
+}
+
 }  // namespace
 }  // namespace manifold::layer
