@@ -9,6 +9,8 @@
 #include "common/image/image_store.h"
 #include "common/image/import.h"
 #include "common/image/oci_layout.h"
+#include "common/image/unpack.h"
+#include "common/oci/index.h"
 
 namespace manifold::cli {
 
@@ -211,6 +213,40 @@ void AddLoad(CLI::App& app, int* exit_code) {
   });
 }
 
+void AddUnpack(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("unpack", "Apply an image's layers into a new directory");
+  struct Flags {
+    std::string name, dest, platform;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("NAME", f->name, "Image name")->required();
+  cmd->add_option("DIR", f->dest, "Destination (must not exist)")->required();
+  cmd->add_option("--platform", f->platform, "Platform to unpack (default: this machine's)");
+  cmd->callback([f, exit_code] {
+    Run(exit_code, [&]() -> Expected<void> {
+      oci::Platform want = oci::NativePlatform();
+      if (!f->platform.empty()) {
+        MF_TRY(p, oci::ParsePlatform(f->platform).With("--platform"));
+        want = p;
+      }
+      MF_TRY(store, OpenStore());
+      MF_TRY(img, store->Resolve(f->name));
+      const image::PlatformImage* chosen = nullptr;
+      for (const auto& p : img.platforms)
+        if (p.manifest_desc.platform && oci::PlatformMatches(want, *p.manifest_desc.platform) && !chosen)
+          chosen = &p;
+      if (!chosen)
+        return MakeError(ErrorKind::kInvalidInput, "image.no_platform",
+                         "image \"" + f->name + "\" has no " + want.ToString() + " variant (it has " +
+                             Platforms(img) + ")");
+      MF_TRY(stats, image::Unpack(*store, *chosen, f->dest));
+      std::cout << "Unpacked " << stats.layers << " layers (" << stats.entries << " entries) into "
+                << f->dest << "\n";
+      return Ok();
+    });
+  });
+}
+
 void AddPrune(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("prune", "Remove blobs that no image name or running build references");
   cmd->callback([exit_code] {
@@ -233,6 +269,7 @@ void AddImageCommands(CLI::App& app, int* exit_code) {
   AddRmi(app, exit_code);
   AddExport(app, exit_code);
   AddLoad(app, exit_code);
+  AddUnpack(app, exit_code);
   AddPrune(app, exit_code);
 }
 

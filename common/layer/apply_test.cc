@@ -288,8 +288,10 @@ using Snapshot = std::map<std::string, std::string>;
 std::string Describe(const std::string& path, const struct stat& st, bool with_mtime) {
   std::ostringstream os;
   os << "ino=" << st.st_ino << " mode=" << std::oct << st.st_mode << std::dec
-     << " uid=" << st.st_uid << " gid=" << st.st_gid << " nlink=" << st.st_nlink
-     << " size=" << st.st_size;
+     << " uid=" << st.st_uid << " gid=" << st.st_gid;
+  // A directory's link count and size change whenever anyone (a test running
+  // in parallel) adds a subdirectory to it, as they do in /tmp: only files'.
+  if (!S_ISDIR(st.st_mode)) os << " nlink=" << st.st_nlink << " size=" << st.st_size;
   if (with_mtime) os << " mtime=" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
   if (S_ISREG(st.st_mode)) os << " sha=" << crypto::Sha256Hex(ReadHost(path));
   if (S_ISLNK(st.st_mode)) os << " -> " << ReadLink(path);

@@ -322,7 +322,6 @@ TEST(TarReaderTest, RejectsDamagedHeader) {
 }
 
 TEST(TarReaderTest, EnforcesPaxLimit) {
-  FakeEntry big = File("f", "x");
   std::string tar;
   {
     struct archive* a = archive_write_new();

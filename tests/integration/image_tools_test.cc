@@ -154,6 +154,10 @@ TEST_F(ImageToolsTest, LoadsWhatSkopeoAndUmociWrite) {
   // ...and a layout directory loads too, named with -t.
   out = Manifold("load -t local/from-umoci " + layout);
   EXPECT_NE(out.find("Loaded: docker.io/local/from-umoci:latest"), std::string::npos) << out;
+  // Its layers, applied by us, give the tree umoci made.
+  std::string ours = tmp_.path() + "/ours";
+  Manifold("unpack example.com/team/tool:2 " + ours);
+  EXPECT_EQ(CompareTrees(bundle + "/rootfs", ours), std::vector<std::string>{});
   // Our export of what we loaded unpacks (umoci) to the same tree umoci made.
   std::string again = tmp_.path() + "/again.tar";
   Manifold("export example.com/team/tool:2 -o " + again);
@@ -183,6 +187,46 @@ TEST_F(ImageToolsTest, RmiAndPruneRemoveOnlyUnreferencedBlobs) {
   EXPECT_EQ(count_blobs(), 3u);
   Manifold("export keep -o " + tmp_.path() + "/keep.tar");
   Sh("skopeo inspect oci-archive:" + tmp_.path() + "/keep.tar");
+}
+
+TEST_F(ImageToolsTest, UnpackGivesTheImportedTreeAndChecksDiffIds) {
+  std::string tree = RichTree();
+  Manifold("import -t rich " + tree);
+  std::string out = tmp_.path() + "/out";
+  Manifold("unpack rich " + out);
+  EXPECT_EQ(CompareTrees(tree, out), std::vector<std::string>{});
+  // A config naming another diff_id: the layer is refused and nothing is left.
+  auto j = nlohmann::json::parse(Manifold("inspect rich"));
+  std::string layer = j["manifests"][0]["manifest"]["layers"][0]["digest"];
+  auto config = j["manifests"][0]["config"];
+  config["rootfs"]["diff_ids"][0] = "sha256:" + std::string(64, 'a');
+  std::string layout = tmp_.path() + "/forged";
+  Manifold("export --format oci-dir rich -o " + layout);
+  std::string cfg = config.dump();
+  std::string cfg_path = tmp_.path() + "/cfg.json";
+  std::ofstream(cfg_path) << cfg;
+  std::string cfg_digest = Sh("sha256sum " + cfg_path + " | cut -c1-64");
+  cfg_digest.pop_back();
+  Sh("cp " + cfg_path + " " + layout + "/blobs/sha256/" + cfg_digest);
+  auto manifest = j["manifests"][0]["manifest"];
+  manifest["config"]["digest"] = "sha256:" + cfg_digest;
+  manifest["config"]["size"] = cfg.size();
+  std::string man = manifest.dump();
+  std::string man_path = tmp_.path() + "/man.json";
+  std::ofstream(man_path) << man;
+  std::string man_digest = Sh("sha256sum " + man_path + " | cut -c1-64");
+  man_digest.pop_back();
+  Sh("cp " + man_path + " " + layout + "/blobs/sha256/" + man_digest);
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"manifests", {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                                          {"digest", "sha256:" + man_digest},
+                                          {"size", man.size()}}}}};
+  std::ofstream(layout + "/index.json", std::ios::trunc) << index.dump();
+  Manifold("load -t forged " + layout);
+  std::string err = Manifold("unpack forged " + tmp_.path() + "/forged-out", 1);
+  EXPECT_EQ(err, "error: layer " + layer + " uncompresses to " + j["manifests"][0]["config"]["rootfs"]["diff_ids"][0].get<std::string>() +
+                     ", but the config says sha256:" + std::string(64, 'a') + "\n");
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/forged-out"));
 }
 
 TEST_F(ImageToolsTest, ClearErrors) {
