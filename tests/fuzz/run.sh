@@ -40,7 +40,21 @@ printf '"$x"'"'"'$y'"'"'\\$z ${x%%%%.*} ${x/a/b} ${x#*/}\nx=a.b/c.d\n' > "$work/
 mkdir -p "$work/seed-ignore"
 printf '*.md\n!README.md\n**/node_modules\n[a-c]?/x\nsrc/a/b.txt\n' > "$work/seed-ignore/1"
 
+mkdir -p "$work/seed-oci" "$work/seed-tar"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%064d","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%064d","size":3}]}' 1 2 > "$work/seed-oci/manifest"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%064d","size":1,"platform":{"os":"linux","architecture":"arm64"}}]}' 3 > "$work/seed-oci/index"
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["A=1"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"x","empty_layer":true}]}' > "$work/seed-oci/config"
+# Small tars that exercise links, whiteouts and odd names.
+seedtree=$work/seedtree
+mkdir -p "$seedtree/d/e" && echo hi > "$seedtree/d/f" && ln -s /etc "$seedtree/l" && ln "$seedtree/d/f" "$seedtree/d/h"
+touch "$seedtree/d/.wh.gone" "$seedtree/.wh..wh..opq"
+tar -C "$seedtree" -cf "$work/seed-tar/1.tar" .
+tar -C "$seedtree" --format=pax -czf "$work/seed-tar/2.tar.gz" d l
+tar -C "$seedtree" -cf "$work/seed-tar/3.tar" --transform 's,^d,../../escape,' d 2>/dev/null
+
 run dockerfile_fuzz "$work/seed-dockerfile"
 run shell_lexer_fuzz "$work/seed-words"
 run dockerignore_fuzz "$work/seed-ignore"
-echo "fuzz: 3 targets ran without a crash"
+run oci_fuzz "$work/seed-oci"
+run apply_fuzz "$work/seed-tar"
+echo "fuzz: 5 targets ran without a crash"
