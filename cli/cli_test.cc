@@ -7,6 +7,10 @@
 #include <fstream>
 #include <string>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 namespace {
 
@@ -16,8 +20,20 @@ struct Result {
   std::string err;
 };
 
+// Tests run as parallel processes (ctest -j): each gets its own scratch dir.
+const std::string& Scratch() {
+  // Never destroyed, so the atexit handler can still read it.
+  static const std::string* dir = [] {
+    std::string tmpl = testing::TempDir() + "/manifold-cli-test-XXXXXX";
+    auto* made = new std::string(mkdtemp(tmpl.data()));
+    std::atexit([] { std::filesystem::remove_all(Scratch()); });
+    return made;
+  }();
+  return *dir;
+}
+
 Result Manifold(const std::string& args) {
-  std::string err_file = testing::TempDir() + "/stderr.txt";
+  std::string err_file = Scratch() + "/stderr.txt";
   std::string cmd = std::string(MF_MANIFOLD_BIN) + " " + args + " 2>" + err_file;
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -32,7 +48,7 @@ Result Manifold(const std::string& args) {
 }
 
 std::string WriteDockerfile(const std::string& name, const std::string& text) {
-  std::string path = testing::TempDir() + "/" + name;
+  std::string path = Scratch() + "/" + name;
   std::ofstream(path) << text;
   return path;
 }

@@ -12,6 +12,9 @@ PACKAGES=(
   libisal-dev libzstd-dev
   # tests and benchmarks; skopeo and umoci check our images
   libgtest-dev libgmock-dev libbenchmark-dev skopeo umoci tar gzip zstd
+  # runtime: RUN steps (runc >= 1.1.12 or a distribution build with the
+  # CVE-2024-21626 fix) and foreign platforms under emulation (scripts/binfmt.sh)
+  runc qemu-user-static
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/image/layer_index.h"
 #include "common/layer/layer_writer.h"
 #include "common/oci/media_types.h"
 
@@ -149,6 +150,7 @@ Expected<ImportResult> Import(ImageStore& store, const std::string& rootfs, cons
   layer_desc.digest = ld;
   layer_desc.size = static_cast<std::int64_t>(info.size);
   manifest.layers.push_back(layer_desc);
+  MF_TRY_VOID(LayerIndex(store.state_dir() + "/content").Record(info.diff_id, layer_desc));
   MF_TRY(manifest_desc, store.PutDocument(std::string(oci::kOciImageManifest), manifest.ToJson()));
   manifest_desc.platform = opts.platform;
   MF_TRY(root, store.AddPlatform(name, manifest_desc));

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/fs/root_dir.h"
+#include "common/image/layer_index.h"
 #include "common/layer/apply.h"
 
 namespace manifold::image {
@@ -40,6 +41,7 @@ Expected<UnpackStats> ApplyAll(ImageStore& store, const PlatformImage& img, cons
       return MakeError(ErrorKind::kIntegrity, "layer.diffid_mismatch",
                        "layer " + digest + " uncompresses to " + applied.diff_id + ", but the config says " +
                            diff_ids[i].ToString());
+    MF_TRY_VOID(LayerIndex(store.state_dir() + "/content").Record(applied.diff_id, layers[i]));
     ++stats.layers;
     stats.entries += applied.entries;
     stats.warnings += applied.warning_count;

@@ -23,6 +23,7 @@ namespace {
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+constexpr const char* kOverlayOpaqueXattr = "trusted.overlay.opaque";
 // What the kernel's dev_t holds (12-bit major, 20-bit minor); larger values
 // would be silently truncated by mknod and could alias another device.
 constexpr std::uint64_t kMaxDevMajor = 0xfff;
@@ -59,6 +60,20 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 
 bool AllowedXattr(std::string_view name) {
   return name == "security.capability" || StartsWith(name, "user.");
+}
+
+// An overlayfs whiteout: a char device 0/0. With overlay_whiteouts the tree
+// holds no other (such device entries are skipped).
+bool IsOverlayWhiteout(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+// Marks the directory open as `dir` (any fd, O_PATH is fine) opaque.
+Expected<void> SetOverlayOpaque(int dir, const std::string& label) {
+  int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fs::ErrnoError("open", label, errno);
+  fs::UniqueFd owned(fd);
+  return fs::SetXattrFd(owned.get(), kOverlayOpaqueXattr, "y", label);
 }
 
 timespec ToTimespec(std::int64_t sec, std::int32_t nsec) {
@@ -100,6 +115,21 @@ class Applier {
   Expected<void> Init() {
     MF_TRY(st, root_.root().StatSelf());
     root_key_ = fs::KeyOf(st);
+    if (options_.overlay_whiteouts) {
+      if (!is_root_) {
+        return MakeError(ErrorKind::kUnimplemented, "layer.overlay.needs_root",
+                         "overlay whiteouts can only be written as root");
+      }
+      bool empty = true;
+      MF_TRY_VOID(root_.root().ForEachChild([&empty](std::string_view) -> Expected<void> {
+        empty = false;
+        return Ok();
+      }));
+      if (!empty) {
+        return MakeError(ErrorKind::kInvalidInput, "layer.overlay.not_empty",
+                         "a layer is unpacked with overlay whiteouts only into an empty directory");
+      }
+    }
     return Ok();
   }
 
@@ -119,6 +149,7 @@ class Applier {
   void Warn(std::string message);
 
   Expected<void> Whiteout(const fs::Path& path);
+  Expected<void> OverlayWhiteout(const fs::Path& path, std::string_view target);
   Expected<void> Opaque(const fs::Path& dir);
   Expected<void> PruneLower(const fs::Dir& dir, int depth);
   Expected<void> File(const fs::Path& path, const TarEntry& entry, TarReader& reader);
@@ -289,6 +320,7 @@ Expected<void> Applier::Whiteout(const fs::Path& path) {
     Warn("aufs metadata " + Quote(path.str()) + " ignored");
     return Ok();
   }
+  if (options_.overlay_whiteouts) return OverlayWhiteout(path, target);
   MF_TRY(dir, root_.TryOpenDir(path.Parent()));
   if (!dir) return Ok();  // nothing below can exist
   MF_TRY_VOID(RecordAncestors(*dir));
@@ -304,9 +336,35 @@ Expected<void> Applier::Whiteout(const fs::Path& path) {
   return Ok();
 }
 
+// Overlay form: the lower entry is hidden by a whiteout device, or by what
+// this layer already has under that name (a directory only when opaque).
+Expected<void> Applier::OverlayWhiteout(const fs::Path& path, std::string_view target) {
+  MF_TRY(dir, ParentFor(path));
+  MF_TRY(st, dir.TryStat(target));
+  if (st && IsOverlayWhiteout(*st)) return Ok();  // repeated
+  if (st && S_ISDIR(st->st_mode)) {
+    MF_TRY(child, dir.OpenDir(target));
+    MF_TRY_VOID(SetOverlayOpaque(child.fd(), path.str()));
+    ++stats_.whiteouts;
+    return Ok();
+  }
+  if (st) {
+    Warn("whiteout " + Quote(path.str()) + " names an entry of the same layer; kept");
+    return Ok();
+  }
+  MF_TRY_VOID(dir.Mknod(target, S_IFCHR, makedev(0, 0)));
+  ++stats_.whiteouts;
+  return Ok();
+}
+
 Expected<void> Applier::Opaque(const fs::Path& dir_path) {
   MF_TRY(dir, root_.MkdirAll(dir_path, 0755));
   MF_TRY_VOID(RecordAncestors(dir));
+  if (options_.overlay_whiteouts) {
+    MF_TRY_VOID(SetOverlayOpaque(dir.fd(), dir_path.IsRoot() ? "." : dir_path.str()));
+    ++stats_.opaque_dirs;
+    return Ok();
+  }
   MF_TRY_VOID(PruneLower(dir, 0));
   ++stats_.opaque_dirs;
   return Ok();
@@ -359,6 +417,13 @@ void Applier::DropXattrs(const fs::Path& path, const TarEntry& entry, const char
 
 Expected<void> Applier::ApplyXattrs(int fd, const fs::Path& path, const TarEntry& entry) {
   for (const auto& [name, value] : entry.xattrs) {
+    if (options_.overlay_whiteouts && StartsWith(name, "user.overlay.")) {
+      // Would be read as overlay metadata by a rootless mount or our differ.
+      ++stats_.dropped_xattrs;
+      Warn("xattr " + Quote(name) + " on " + Quote(path.str()) +
+           " dropped: overlay metadata is not taken from layers");
+      continue;
+    }
     if (!AllowedXattr(name)) {
       ++stats_.dropped_xattrs;
       Warn("xattr " + Quote(name) + " on " + Quote(path.str()) +
@@ -430,11 +495,19 @@ Expected<void> Applier::File(const fs::Path& path, const TarEntry& entry, TarRea
 
 Expected<void> Applier::Directory(const fs::Path& path, const TarEntry& entry) {
   MF_TRY(parent, ParentFor(path));
+  bool over_whiteout = false;
+  if (options_.overlay_whiteouts) {
+    MF_TRY(prev, parent.TryStat(path.Base()));
+    over_whiteout = prev && IsOverlayWhiteout(*prev);
+  }
   MF_TRY(kept, Clear(parent, path, true));
   if (!kept) MF_TRY_VOID(parent.Mkdir(path.Base(), 0700));
   MF_TRY(fd, parent.OpenFile(path.Base(), O_RDONLY | O_DIRECTORY));
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return fs::ErrnoError("fstat", path.str(), errno);
+  // This layer removed the lower entry, then made a directory of that name:
+  // nothing of the lower one may show through.
+  if (over_whiteout) MF_TRY_VOID(fs::SetXattrFd(fd.get(), kOverlayOpaqueXattr, "y", path.str()));
   MF_TRY_VOID(Record(st, kFromEntry));
   MF_TRY_VOID(Chown(fd.get(), path, entry));
   MF_TRY_VOID(ApplyXattrs(fd.get(), path, entry));
@@ -482,7 +555,7 @@ Expected<void> Applier::Hardlink(const fs::Path& path, const TarEntry& entry) {
     MF_TRY(found, target_dir->TryStat(target->Base()));
     target_st = found;
   }
-  if (!target_st) {
+  if (!target_st || (options_.overlay_whiteouts && IsOverlayWhiteout(*target_st))) {
     return Security("layer.breakout.hardlink", "hardlink target " + Quote(entry.linkname) +
                                                    " does not exist inside the layer root");
   }
@@ -521,6 +594,12 @@ Expected<void> Applier::Device(const fs::Path& path, const TarEntry& entry) {
                           std::to_string(kMaxDevMajor) + ", minor <= " +
                           std::to_string(kMaxDevMinor) + ")");
     }
+  }
+  if (options_.overlay_whiteouts && type == S_IFCHR && entry.devmajor == 0 &&
+      entry.devminor == 0) {
+    ++stats_.skipped;
+    Warn("device " + Quote(path.str()) + " skipped: a char device 0/0 reads as an overlay whiteout");
+    return Ok();
   }
   if (!is_root_ || !options_.create_devices) {
     ++stats_.skipped;

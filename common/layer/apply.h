@@ -73,6 +73,23 @@ struct ApplyOptions {
   /// Create char/block devices and fifos (only ever when euid is 0).
   bool create_devices = true;
   std::size_t max_warnings = 100;  ///< warnings kept as text; all are counted
+  /// Keep whiteouts in overlayfs form instead of acting on lower layers, so
+  /// the tree can be stacked as an overlay lower dir (worker snapshots: each
+  /// layer unpacked on its own). Needs root (kUnimplemented
+  /// "layer.overlay.needs_root") and an empty `root` (kInvalidInput
+  /// "layer.overlay.not_empty"). Then:
+  /// - ".wh.<name>" becomes a char device 0/0 named <name>; if this layer
+  ///   already has <name>, a non-directory is kept (it hides the lower one
+  ///   anyway) and a directory is made opaque;
+  /// - ".wh..wh..opq" sets xattr trusted.overlay.opaque=y on its directory
+  ///   (created if missing); nothing is pruned;
+  /// - a directory entry replacing a whiteout of this layer is made opaque;
+  /// - a hardlink to a whiteout fails like one to a missing target, and one
+  ///   to a file of a lower layer cannot be expressed (kSecurity
+  ///   "layer.breakout.hardlink", as Docker's overlay2 driver fails too);
+  /// - a char device 0/0 entry (it would read as a whiteout) is skipped with
+  ///   a warning, and "user.overlay.*" xattrs are dropped.
+  bool overlay_whiteouts = false;
 };
 
 struct ApplyStats {

@@ -1285,5 +1285,158 @@ TEST_F(ApplyTest, RandomLayersStayInside) {
   EXPECT_GT(errors, 0);
 }
 
+// ---------------------------------------------------------------------------
+// overlay_whiteouts: each layer's own tree, whiteouts in overlayfs form (the
+// worker's snapshots; stacking them is tested in worker/snapshot).
+
+class OverlayApplyTest : public ApplyFixture {
+ protected:
+  void SetUp() override {
+    ApplyFixture::SetUp();  // first: TearDown runs after a skip too
+    if (!IsRoot()) GTEST_SKIP() << "overlay whiteouts need root";
+  }
+  static ApplyOptions Overlay() {
+    ApplyOptions o;
+    o.overlay_whiteouts = true;
+    return o;
+  }
+  void ExpectWhiteout(const std::string& rel) {
+    auto st = LstatHost(ctx_.In(rel));
+    ASSERT_TRUE(st.has_value()) << rel << " missing";
+    EXPECT_TRUE(S_ISCHR(st->st_mode)) << rel;
+    EXPECT_EQ(st->st_rdev, makedev(0, 0)) << rel;
+  }
+  void ExpectOpaque(const std::string& rel, bool opaque = true) {
+    EXPECT_EQ(XattrHost(ctx_.In(rel), "trusted.overlay.opaque"), opaque ? "y" : "<none>") << rel;
+  }
+};
+
+TEST_F(OverlayApplyTest, WhiteoutsBecomeCharDevices) {
+  auto stats = ApplyBytes(Tar({D("usr"), D("usr/share"), F("usr/share/.wh.doc"), F(".wh.top"),
+                               F("deep/implicit/.wh.x")}),
+                          Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  ExpectWhiteout("usr/share/doc");
+  ExpectWhiteout("top");
+  ExpectWhiteout("deep/implicit/x");
+  ExpectMissing(ctx_, "usr/share/.wh.doc");
+  ExpectMissing(ctx_, ".wh.top");
+  ExpectOpaque("usr/share", false);
+  EXPECT_EQ(stats->whiteouts, 3u);
+  EXPECT_EQ(stats->warning_count, 0u);
+}
+
+TEST_F(OverlayApplyTest, OpaqueMarkerSetsXattrAndKeepsSiblings) {
+  auto stats = ApplyBytes(
+      Tar({D("etc"), F("etc/.wh..wh..opq"), F("etc/x", "x"), D("var"), F("var/y", "y"),
+           F("var/.wh..wh..opq"), F("new/.wh..wh..opq")}),
+      Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  ExpectOpaque("etc");
+  ExpectOpaque("var");
+  ExpectOpaque("new");  // created for the marker
+  ExpectFile(ctx_, "etc/x", "x");
+  ExpectFile(ctx_, "var/y", "y");
+  ExpectMissing(ctx_, "etc/.wh..wh..opq");
+  EXPECT_EQ(stats->opaque_dirs, 3u);
+  EXPECT_EQ(LstatHost(ctx_.In("etc"))->st_mode & 07777, 0755u);
+}
+
+TEST_F(OverlayApplyTest, OpaqueRootDirectory) {
+  auto stats = ApplyBytes(Tar({F("new", "n"), F(".wh..wh..opq")}), Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  EXPECT_EQ(XattrHost(ctx_.root, "trusted.overlay.opaque"), "y");
+  ExpectFile(ctx_, "new", "n");
+}
+
+TEST_F(OverlayApplyTest, WhiteoutOfSameLayerEntry) {
+  auto stats = ApplyBytes(Tar({F("a", "mine"), F(".wh.a"), D("d"), F("d/f", "f"), F(".wh.d")}),
+                          Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  ExpectFile(ctx_, "a", "mine");  // hides the lower "a" by itself
+  ExpectFile(ctx_, "d/f", "f");
+  ExpectOpaque("d");  // the lower "d" is gone, this layer's stays
+  EXPECT_EQ(stats->whiteouts, 1u);
+  EXPECT_EQ(stats->warning_count, 1u);
+}
+
+TEST_F(OverlayApplyTest, EntriesReplacingAWhiteout) {
+  auto stats = ApplyBytes(Tar({F(".wh.d"), D("d", 0700), F("d/n", "n"), F(".wh.f"), F("f", "file"),
+                               F(".wh.l"), L("l", "d"), F(".wh.w"), F(".wh.w")}),
+                          Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  auto d = LstatHost(ctx_.In("d"));
+  ASSERT_TRUE(d && S_ISDIR(d->st_mode));
+  EXPECT_EQ(d->st_mode & 07777, 0700u);
+  ExpectOpaque("d");
+  ExpectFile(ctx_, "d/n", "n");
+  ExpectFile(ctx_, "f", "file");
+  ExpectSymlink(ctx_, "l", "d");
+  ExpectWhiteout("w");
+  EXPECT_EQ(stats->duplicates, 0u);
+}
+
+TEST_F(OverlayApplyTest, HardlinkToWhiteoutIsRefused) {
+  auto stats = ApplyBytes(Tar({F(".wh.a"), H("b", "a")}), Overlay());
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.error().kind, ErrorKind::kSecurity);
+  EXPECT_EQ(stats.error().code, "layer.breakout.hardlink");
+  EXPECT_EQ(stats.error().message, "hardlink target \"a\" does not exist inside the layer root");
+  ExpectMissing(ctx_, "b");
+}
+
+TEST_F(OverlayApplyTest, ZeroDeviceAndOverlayXattrsAreDropped) {
+  auto stats = ApplyBytes(Tar({Dev("c", AE_IFCHR, 0, 0), Dev("null", AE_IFCHR, 1, 3),
+                               With(F("f"), "user.overlay.opaque", "y"),
+                               With(F("g"), "user.keep", "v")}),
+                          Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  ExpectMissing(ctx_, "c");
+  EXPECT_TRUE(S_ISCHR(LstatHost(ctx_.In("null"))->st_mode));
+  EXPECT_EQ(XattrHost(ctx_.In("f"), "user.overlay.opaque"), "<none>");
+  EXPECT_EQ(XattrHost(ctx_.In("g"), "user.keep"), "v");
+  EXPECT_EQ(stats->skipped, 1u);
+  EXPECT_EQ(stats->dropped_xattrs, 1u);
+}
+
+TEST_F(OverlayApplyTest, NeedsAnEmptyRoot) {
+  std::ofstream(ctx_.In("old")) << "x";
+  auto stats = ApplyBytes(Tar({F("a")}), Overlay());
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_EQ(stats.error().code, "layer.overlay.not_empty");
+  EXPECT_EQ(stats.error().message,
+            "a layer is unpacked with overlay whiteouts only into an empty directory");
+  ExpectMissing(ctx_, "a");
+}
+
+TEST_F(OverlayApplyTest, DiffIdIsUnchanged) {
+  std::string tar = Tar({D("etc"), F("etc/.wh.passwd"), F("etc/.wh..wh..opq")});
+  auto plain = ApplyBytes(tar);
+  ASSERT_TRUE(plain.ok()) << plain.error().ToString();
+  FreshRoot();
+  auto overlay = ApplyBytes(tar, Overlay());
+  ASSERT_TRUE(overlay.ok()) << overlay.error().ToString();
+  EXPECT_EQ(overlay->diff_id, plain->diff_id);
+  EXPECT_EQ(overlay->diff_id, "sha256:" + crypto::Sha256Hex(tar));
+}
+
+TEST(OverlayApplyNonRootTest, NeedsRoot) {
+  if (IsRoot()) GTEST_SKIP() << "checks the refusal seen without root";
+  char tmpl[] = "/tmp/mf-apply-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  auto root = fs::RootDir::Open(tmpl);
+  ASSERT_TRUE(root.ok());
+  std::string tar = Tar({F("a")});
+  StringSource source(tar);
+  ApplyOptions o;
+  o.overlay_whiteouts = true;
+  auto stats = Apply(*root, source, o);
+  rmdir(tmpl);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.error().kind, ErrorKind::kUnimplemented);
+  EXPECT_EQ(stats.error().code, "layer.overlay.needs_root");
+}
+
 }  // namespace
 }  // namespace manifold::layer
