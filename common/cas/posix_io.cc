@@ -18,20 +18,6 @@
 
 namespace manifold::cas::internal {
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    Reset();
-    fd_ = other.Release();
-  }
-  return *this;
-}
-
-void UniqueFd::Reset() {
-  // close() is not retried on EINTR: on Linux the fd is released either way.
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 Error SysError(std::string_view op, std::string_view name, int err) {
   ErrorKind kind = ErrorKind::kInternal;
   switch (err) {

@@ -1,7 +1,7 @@
 // Thin POSIX wrappers used inside common/cas: an owning fd, flock()ed lock
 // files, and syscalls that retry EINTR and fail as Error values. Everything is
 // relative to a directory fd (the *at() calls); callers pass only names they
-// have validated. UniqueFd belongs in common/base once that module grows one.
+// have validated. The owning fd is common/base's UniqueFd.
 #pragma once
 
 #include <sys/types.h>
@@ -14,32 +14,11 @@
 #include <vector>
 
 #include "common/base/expected.h"
+#include "common/base/unique_fd.h"
 
 namespace manifold::cas::internal {
 
-/// Owns one file descriptor; closes it on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void Reset();
-
- private:
-  int fd_ = -1;
-};
+using ::manifold::UniqueFd;
 
 /// kResourceExhausted for ENOSPC/EDQUOT/EMFILE/ENFILE/ENOMEM, else kInternal;
 /// code "cas.io", message "<op> <name>: <strerror>".

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/base/unique_fd.h"
+#include "common/image/blob_stream.h"
 #include "common/image/layer_index.h"
 #include "common/layer/layer_writer.h"
 #include "common/oci/media_types.h"
@@ -18,32 +20,6 @@ namespace manifold::image {
 namespace {
 
 // Sends layer bytes into a CAS ingest.
-class BlobSink : public layer::ByteSink {
- public:
-  explicit BlobSink(cas::BlobWriter& w) : w_(w) {}
-  Expected<void> Write(std::string_view data) override { return w_.Write(data); }
-
- private:
-  cas::BlobWriter& w_;
-};
-
-class FdSource : public layer::ByteSource {
- public:
-  explicit FdSource(int fd) : fd_(fd) {}
-  ~FdSource() override { ::close(fd_); }
-  Expected<std::size_t> Read(std::span<char> buf) override {
-    for (;;) {
-      ssize_t n = ::read(fd_, buf.data(), buf.size());
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR)
-        return MakeError(ErrorKind::kInvalidInput, "image.import.read", std::strerror(errno));
-    }
-  }
-
- private:
-  int fd_;
-};
-
 // Passes bytes through, checking that the stream starts like a tar archive
 // (the "ustar" magic at offset 257 of the first header).
 class TarCheckSink : public layer::ByteSink {
@@ -63,11 +39,11 @@ class TarCheckSink : public layer::ByteSink {
 // A tar file used as the layer: decompressed, hashed (diff_id), recompressed.
 Expected<layer::LayerInfo> LayerFromTar(const std::string& path, cas::BlobWriter& out,
                                         layer::Compression compression) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid())
     return MakeError(ErrorKind::kInvalidInput, "image.import.source",
                      "cannot open " + path + ": " + std::strerror(errno));
-  FdSource file(fd);
+  layer::FdSource file(fd.get());
   MF_TRY(plain, layer::NewAutoDecompressor(file));
   BlobSink blob(out);
   layer::HashingSink compressed(&blob);

@@ -14,29 +14,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/image/blob_stream.h"
 #include "common/layer/layer_writer.h"
 
 namespace manifold::image {
 
 namespace {
-
-class BlobSink : public layer::ByteSink {
- public:
-  explicit BlobSink(cas::BlobWriter& w) : w_(w) {}
-  Expected<void> Write(std::string_view d) override { return w_.Write(d); }
-
- private:
-  cas::BlobWriter& w_;
-};
-
-class BlobSource : public layer::ByteSource {
- public:
-  explicit BlobSource(cas::BlobReader& r) : r_(r) {}
-  Expected<std::size_t> Read(std::span<char> b) override { return r_.Read(b); }
-
- private:
-  cas::BlobReader& r_;
-};
 
 layer::Compression CompressionOf(const std::string& media_type) {
   if (media_type.size() >= 5 && media_type.compare(media_type.size() - 5, 5, "+zstd") == 0)

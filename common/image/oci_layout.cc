@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base/unique_fd.h"
 #include "common/layer/byte_stream.h"
 #include "common/layer/compress.h"
 #include "common/layer/tar_reader.h"
@@ -30,51 +31,6 @@ Error IoErr(const std::string& what, int err) {
                                                    : ErrorKind::kInvalidInput,
                    "image.layout.io", what + ": " + std::strerror(err));
 }
-
-class FdSink : public layer::ByteSink {
- public:
-  explicit FdSink(int fd) : fd_(fd) {}
-  Expected<void> Write(std::string_view data) override {
-    while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return IoErr("writing", errno);
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return Ok();
-  }
-
- private:
-  int fd_;
-};
-
-class FdSource : public layer::ByteSource {
- public:
-  explicit FdSource(int fd) : fd_(fd) {}
-  Expected<std::size_t> Read(std::span<char> buf) override {
-    for (;;) {
-      ssize_t n = ::read(fd_, buf.data(), buf.size());
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) return IoErr("reading", errno);
-    }
-  }
-
- private:
-  int fd_;
-};
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // The layout's index.json: one descriptor for the image, annotated with its name.
 std::string LayoutIndex(const ResolvedImage& image) {
@@ -106,7 +62,7 @@ Expected<void> ExportTar(ImageStore& store, const ResolvedImage& image, const st
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) return IoErr("creating " + tmp, errno);
   auto write_all = [&]() -> Expected<void> {
-    FdSink sink(fd.get());
+    layer::FdSink sink(fd.get());
     layer::TarWriter tar(sink);
     auto dir = [&](const std::string& path) {
       layer::TarHeader h;
@@ -155,7 +111,7 @@ Expected<void> ExportTar(ImageStore& store, const ResolvedImage& image, const st
 Expected<void> WriteFileAt(const std::string& path, std::string_view data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (fd.get() < 0) return IoErr("creating " + path, errno);
-  FdSink sink(fd.get());
+  layer::FdSink sink(fd.get());
   return sink.Write(data);
 }
 
@@ -176,7 +132,7 @@ Expected<void> ExportDir(ImageStore& store, const ResolvedImage& image, const st
     std::string path = dest + "/blobs/sha256/" + desc.digest.hex;
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (fd.get() < 0) return IoErr("creating " + path, errno);
-    FdSink sink(fd.get());
+    layer::FdSink sink(fd.get());
     MF_TRY_VOID(CopyBlob(store, desc, sink));
   }
   MF_TRY_VOID(WriteFileAt(dest + "/index.json", LayoutIndex(image)));
@@ -295,7 +251,7 @@ Expected<std::vector<LoadedImage>> LoadDir(ImageStore& store, const std::string&
                          dir + " lacks blob " + digest);
       continue;  // unknown artifacts may be absent
     }
-    FdSource src(fd.get());
+    layer::FdSource src(fd.get());
     MF_TRY_VOID(IngestStream(store, digest, static_cast<std::uint64_t>(d.size), src).With("loading " + path));
     if (oci::IsIndex(d.media_type) || oci::IsManifest(d.media_type)) {
       MF_TRY(children, store.Children(digest));
@@ -318,7 +274,7 @@ Expected<std::vector<LoadedImage>> LoadTar(ImageStore& store, const std::string&
                                            const std::optional<std::string>& name_override) {
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return IoErr("opening " + file, errno);
-  FdSource raw(fd.get());
+  layer::FdSource raw(fd.get());
   MF_TRY(plain, layer::NewAutoDecompressor(raw));
   MF_TRY(tar, layer::TarReader::Open(*plain));
   std::optional<std::string> index_json;

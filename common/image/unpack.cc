@@ -7,21 +7,13 @@
 #include <filesystem>
 
 #include "common/fs/root_dir.h"
+#include "common/image/blob_stream.h"
 #include "common/image/layer_index.h"
 #include "common/layer/apply.h"
 
 namespace manifold::image {
 
 namespace {
-
-class BlobSource : public layer::ByteSource {
- public:
-  explicit BlobSource(cas::BlobReader& r) : r_(r) {}
-  Expected<std::size_t> Read(std::span<char> b) override { return r_.Read(b); }
-
- private:
-  cas::BlobReader& r_;
-};
 
 Expected<UnpackStats> ApplyAll(ImageStore& store, const PlatformImage& img, const std::string& dest) {
   UnpackStats stats;

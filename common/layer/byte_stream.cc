@@ -1,5 +1,10 @@
 #include "common/layer/byte_stream.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
 #include <vector>
 
@@ -25,6 +30,29 @@ Expected<std::uint64_t> CopyStream(ByteSource& from, ByteSink& to) {
     if (n == 0) return total;
     MF_TRY_VOID(to.Write(std::string_view(buffer.data(), n)));
     total += n;
+  }
+}
+
+Expected<void> FdSink::Write(std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      return MakeError(e == ENOSPC || e == EDQUOT ? ErrorKind::kResourceExhausted : ErrorKind::kInvalidInput,
+                       "io.write", std::string("write: ") + std::strerror(e));
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return Ok();
+}
+
+Expected<std::size_t> FdSource::Read(std::span<char> buffer) {
+  for (;;) {
+    ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR)
+      return MakeError(ErrorKind::kInvalidInput, "io.read", std::string("read: ") + std::strerror(errno));
   }
 }
 

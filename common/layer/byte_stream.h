@@ -52,6 +52,27 @@ class StringSource : public ByteSource {
   std::size_t max_chunk_;
 };
 
+/// Writes to a file descriptor it does not own (retries EINTR and short writes).
+/// Errors: kResourceExhausted "io.write" when the disk is full, else kInvalidInput.
+class FdSink : public ByteSink {
+ public:
+  explicit FdSink(int fd) : fd_(fd) {}
+  Expected<void> Write(std::string_view data) override;
+
+ private:
+  int fd_;
+};
+
+/// Reads from a file descriptor it does not own (retries EINTR).
+class FdSource : public ByteSource {
+ public:
+  explicit FdSource(int fd) : fd_(fd) {}
+  Expected<std::size_t> Read(std::span<char> buffer) override;
+
+ private:
+  int fd_;
+};
+
 /// Pumps `from` into `to` through a 64 KiB buffer; returns the bytes copied.
 Expected<std::uint64_t> CopyStream(ByteSource& from, ByteSink& to);
 
