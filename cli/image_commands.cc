@@ -69,10 +69,12 @@ ordered_json Json(const std::string& canonical) { return ordered_json::parse(can
 void AddImport(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("import", "Create an image from a root filesystem (directory or tar)");
   struct Flags {
-    std::string platform, name, rootfs;
+    std::string platform, name, rootfs, compression = "gzip";
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("-t,--tag", f->name, "Image name")->required();
+  cmd->add_option("--compression", f->compression, "Layer compression: gzip, zstd or none")
+      ->capture_default_str();
   cmd->add_option("--platform", f->platform, "Platform of the root filesystem (default: this machine's)");
   cmd->add_option("ROOTFS", f->rootfs, "Directory or tar archive")->required();
   cmd->callback([f, exit_code] {
@@ -83,6 +85,11 @@ void AddImport(CLI::App& app, int* exit_code) {
         MF_TRY(p, oci::ParsePlatform(f->platform).With("--platform"));
         opts.platform = p;
       }
+      if (f->compression == "zstd") opts.compression = layer::Compression::kZstd;
+      else if (f->compression == "none") opts.compression = layer::Compression::kNone;
+      else if (f->compression != "gzip")
+        return MakeError(ErrorKind::kInvalidInput, "cli.compression",
+                         "--compression: unknown compression \"" + f->compression + "\" (gzip, zstd or none)");
       MF_TRY(epoch, SourceDateEpoch());
       opts.source_date_epoch = epoch;
       MF_TRY(store, OpenStore());

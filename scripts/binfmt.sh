@@ -40,7 +40,8 @@ if [ ! -e "$BINFMT_DIR/register" ]; then
 fi
 
 if [ ! -e "$CONF_DIR/qemu-aarch64.conf" ] || ! command -v qemu-aarch64-static >/dev/null 2>&1; then
-  if ! dpkg-query -W -f='${Status}' qemu-user-static 2>/dev/null | grep -q "install ok installed"; then
+  if ! dpkg-query -W -f='${Status}' qemu-user-static 2>/dev/null |
+      grep -q "install ok installed"; then
     say "installing qemu-user-static"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         qemu-user-static >/dev/null 2>&1; then

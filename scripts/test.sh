@@ -15,6 +15,9 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 count() { sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$1" | tail -n1; }
 
+step "binfmt_misc: qemu handlers for foreign platforms (when the machine allows)"
+bash scripts/binfmt.sh || echo "binfmt: not available here; emulated-platform tests will skip"
+
 step "unit tests"
 ctest --test-dir build --output-on-failure -j"$JOBS" | tee "$logs/unit"
 

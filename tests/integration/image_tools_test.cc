@@ -229,6 +229,22 @@ TEST_F(ImageToolsTest, UnpackGivesTheImportedTreeAndChecksDiffIds) {
   EXPECT_FALSE(fs::exists(tmp_.path() + "/forged-out"));
 }
 
+TEST_F(ImageToolsTest, ZstdAndUncompressedLayersRoundTrip) {
+  std::string tree = RichTree();
+  for (const char* c : {"zstd", "none"}) {
+    std::string name = std::string("comp-") + c;
+    Manifold("import --compression " + std::string(c) + " -t " + name + " " + tree);
+    auto j = nlohmann::json::parse(Manifold("inspect " + name));
+    EXPECT_EQ(j["manifests"][0]["manifest"]["layers"][0]["mediaType"],
+              std::string("application/vnd.oci.image.layer.v1.tar") + (c == std::string("zstd") ? "+zstd" : ""));
+    std::string out = tmp_.path() + "/" + name;
+    Manifold("unpack " + name + " " + out);
+    EXPECT_EQ(CompareTrees(tree, out), std::vector<std::string>{});
+  }
+  EXPECT_EQ(Manifold("import --compression lz4 -t x " + tree, 1),
+            "error: --compression: unknown compression \"lz4\" (gzip, zstd or none)\n");
+}
+
 TEST_F(ImageToolsTest, ClearErrors) {
   std::string out = Manifold("inspect nothere", 1);
   EXPECT_EQ(out, "error: image \"nothere\" is not in the local store (" + root_ + ")\n");

@@ -91,7 +91,7 @@ TEST_F(MountStubsTest, SymlinkSwappedParentNeverReachesHost) {
   ASSERT_TRUE(stubs.ok());
   ASSERT_EQ(symlink(host_.c_str(), (root_path_ + "/x").c_str()), 0);  // absolute host path
   ASSERT_EQ(symlink("/", (root_path_ + "/w").c_str()), 0);            // the root itself
-  Touch(root_path_ + "/y");                                            // <root>/y: in the root
+  Touch(root_path_ + "/y");                                           // <root>/y: in the root
   ASSERT_TRUE(stubs->Remove(*root_).ok());
   EXPECT_TRUE(Exists(host_ + "/y"));
   EXPECT_TRUE(Exists(host_ + "/z"));

@@ -30,7 +30,8 @@ constexpr Backport kBackports[] = {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -50,9 +51,9 @@ bool IsExecutableFile(const std::string& path) {
 Expected<void> CheckOwned(const std::string& path, const char* what) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
-    return MakeError(ErrorKind::kSecurity, "executor.runc.permissions",
-                     std::string("cannot stat runc ") + what + " " + path + ": " +
-                         std::strerror(errno));
+    return MakeError(
+        ErrorKind::kSecurity, "executor.runc.permissions",
+        std::string("cannot stat runc ") + what + " " + path + ": " + std::strerror(errno));
   }
   if (st.st_uid != 0) {
     return MakeError(ErrorKind::kSecurity, "executor.runc.permissions",
@@ -61,8 +62,7 @@ Expected<void> CheckOwned(const std::string& path, const char* what) {
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return MakeError(ErrorKind::kSecurity, "executor.runc.permissions",
-                     std::string("runc ") + what + " " + path +
-                         " is writable by group or others");
+                     std::string("runc ") + what + " " + path + " is writable by group or others");
   }
   return Ok();
 }

@@ -2,15 +2,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/base/log.h"
 #include "common/fs/root_dir.h"
@@ -87,6 +90,29 @@ std::string RuncLogErrors(const std::string& log) {
     errors += entry.value("msg", "");
   }
   return errors;
+}
+
+bool HasEffectiveCapability(int cap) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1U << (cap % 32))) != 0;
+}
+
+// The container's RLIMIT_NOFILE can exceed the worker's hard limit only if
+// the worker may raise it for runc (CAP_SYS_RESOURCE), and never fs.nr_open.
+std::uint64_t AchievableNofile(std::uint64_t wanted) {
+  std::uint64_t limit = wanted;
+  const std::string nr_open = ReadSmallFile("/proc/sys/fs/nr_open", 64);
+  if (const std::uint64_t n = std::strtoull(nr_open.c_str(), nullptr, 10); n > 0) {
+    limit = std::min(limit, n);
+  }
+  struct rlimit own {};
+  if (!HasEffectiveCapability(CAP_SYS_RESOURCE) && getrlimit(RLIMIT_NOFILE, &own) == 0 &&
+      own.rlim_max != RLIM_INFINITY) {
+    limit = std::min<std::uint64_t>(limit, own.rlim_max);
+  }
+  return limit;
 }
 
 Expected<void> MakePrivateDir(const std::string& path) {
@@ -167,6 +193,14 @@ Expected<std::unique_ptr<RuncRuntime>> RuncRuntime::Create(RuncConfig config) {
   MF_TRY(version, ParseRuncVersion(out.output).With("checking " + runc));
   MF_TRY_VOID(CheckRuncVersion(version).With("checking " + runc));
   MF_TRY(native, DetectNativePlatform());
+  const std::uint64_t nofile = AchievableNofile(config.policy.nofile_limit);
+  if (nofile != config.policy.nofile_limit) {
+    MF_LOG_WARN(
+        "executor: RLIMIT_NOFILE for steps lowered from {} to {} (no CAP_SYS_RESOURCE "
+        "or fs.nr_open is lower)",
+        config.policy.nofile_limit, nofile);
+    config.policy.nofile_limit = nofile;
+  }
   MF_TRY_VOID(MakePrivateDir(config.state_dir + "/runc"));
   MF_TRY_VOID(MakePrivateDir(config.state_dir + "/bundles"));
   return std::unique_ptr<RuncRuntime>(
@@ -216,7 +250,8 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
   if (request.remove_mount_stubs) {
     MF_TRY(opened, fs::RootDir::Open(request.spec.rootfs));
     std::vector<std::string> destinations;
-    for (const auto& m : spec["mounts"]) destinations.push_back(m["destination"].get<std::string>());
+    for (const auto& m : spec["mounts"])
+      destinations.push_back(m["destination"].get<std::string>());
     MF_TRY(recorded, MountStubs::Record(opened, destinations));
     root.emplace(std::move(opened));
     stubs.emplace(std::move(recorded));
@@ -232,8 +267,8 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
   std::optional<RunResult> result;
   {
     BundleDir bundle(bundle_path);
-    MF_TRY_VOID(WriteFile(etc.resolv_conf,
-                          ReadSmallFile(config_.host_resolv_conf, kMaxResolvConfBytes)));
+    MF_TRY_VOID(
+        WriteFile(etc.resolv_conf, ReadSmallFile(config_.host_resolv_conf, kMaxResolvConfBytes)));
     MF_TRY_VOID(WriteFile(etc.hosts, HostsFileContent(hostname)));
     MF_TRY_VOID(WriteFile(etc.hostname, hostname + "\n"));
     MF_TRY_VOID(WriteFile(bundle_path + "/config.json", spec.dump(2)));
@@ -250,7 +285,7 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
       ContainerGuard container(*this, request.id);
       MF_TRY(proc, Subprocess::Start(RuncArgs({"--log", log_path, "--log-format", "json", "run",
                                                "--bundle", bundle_path, request.id}),
-                                     RuncEnv()));
+                                     RuncEnv(), SpawnOptions{config_.policy.nofile_limit}));
       const auto deadline =
           request.timeout.count() > 0 ? started + request.timeout : Clock::time_point::max();
       MF_TRY(waited, proc.Wait(deadline, sink));
@@ -258,7 +293,8 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
       if (!status) {
         timed_out = true;
         auto killed = RunCommand(RuncArgs({"kill", request.id, "KILL"}), RuncEnv(), kAdminTimeout);
-        if (!killed.ok()) MF_LOG_WARN("executor: runc kill {}: {}", request.id, killed.error().ToString());
+        if (!killed.ok())
+          MF_LOG_WARN("executor: runc kill {}: {}", request.id, killed.error().ToString());
         MF_TRY(after_kill, proc.Wait(Clock::now() + config_.kill_grace, sink));
         if (!after_kill) {
           proc.Kill();
@@ -292,8 +328,7 @@ Expected<void> RuncRuntime::RemoveStale() {
   MF_TRY(listed, RunCommand(RuncArgs({"list", "-q"}), RuncEnv(), kAdminTimeout));
   if (listed.exit_code != 0) {
     return MakeError(ErrorKind::kInternal, "executor.runc.list",
-                     "runc list exited " + std::to_string(listed.exit_code) + ": " +
-                         listed.output);
+                     "runc list exited " + std::to_string(listed.exit_code) + ": " + listed.output);
   }
   std::size_t pos = 0;
   while (pos < listed.output.size()) {

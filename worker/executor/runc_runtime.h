@@ -66,8 +66,7 @@ class RuncRuntime : public Runtime {
   const RuncVersion& runc_version() const { return version_; }
 
  private:
-  RuncRuntime(RuncConfig config, std::string runc_path, RuncVersion version,
-              PlatformTriple native);
+  RuncRuntime(RuncConfig config, std::string runc_path, RuncVersion version, PlatformTriple native);
   std::vector<std::string> RuncArgs(std::initializer_list<std::string_view> args) const;
   std::string BundlePath(std::string_view id) const;
   /// `runc delete -f id`; logs and swallows failures (used by cleanup).

@@ -15,8 +15,9 @@
 
 namespace manifold::worker {
 
-/// Receives the step's stdout and stderr (interleaved, as written) while it
-/// runs. Called on the thread that called Run().
+/// Receives the step's stdout and stderr while it runs. Each stream keeps its
+/// order; their interleaving is approximate (runc copies them separately).
+/// Called on the thread that called Run().
 using OutputSink = std::function<void(std::string_view chunk)>;
 
 struct RunRequest {
@@ -48,7 +49,8 @@ class Runtime {
   virtual ~Runtime() = default;
 
   /// Runs one step to completion. Validates the request at the point of use
-  /// (BuildRuntimeSpec's errors). Errors: kResourceExhausted
+  /// (BuildRuntimeSpec's errors; kUnimplemented "executor.platform" when
+  /// request.platform cannot run here). Errors: kResourceExhausted
   /// "executor.timeout" when the step outlived request.timeout (the
   /// container is killed and removed first); kInternal for runtime failures.
   virtual Expected<RunResult> Run(const RunRequest& request) = 0;

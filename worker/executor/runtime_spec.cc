@@ -1,7 +1,6 @@
 #include "worker/executor/runtime_spec.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 namespace manifold::worker {
@@ -21,8 +20,8 @@ struct DeviceNode {
 // The minimal /dev of Docker and runc (null, zero, full, random, urandom, tty);
 // /dev/ptmx, /dev/fd and the std* links are made by runc itself.
 constexpr DeviceNode kDevices[] = {
-    {"/dev/null", 1, 3},    {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
-    {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
@@ -100,13 +99,11 @@ json DeviceCgroupRules(bool insecure) {
                             json{{"allow", true}, {"type", "c"}, {"access", "m"}},
                             json{{"allow", true}, {"type", "b"}, {"access", "m"}}});
   for (const DeviceNode& d : kDevices) {
-    rules.push_back(json{{"allow", true},
-                         {"type", "c"},
-                         {"major", d.major},
-                         {"minor", d.minor},
-                         {"access", "rwm"}});
+    rules.push_back(json{
+        {"allow", true}, {"type", "c"}, {"major", d.major}, {"minor", d.minor}, {"access", "rwm"}});
   }
-  rules.push_back(json{{"allow", true}, {"type", "c"}, {"major", 5}, {"minor", 2}, {"access", "rwm"}});
+  rules.push_back(
+      json{{"allow", true}, {"type", "c"}, {"major", 5}, {"minor", 2}, {"access", "rwm"}});
   rules.push_back(json{{"allow", true}, {"type", "c"}, {"major", 136}, {"access", "rwm"}});
   return rules;
 }
@@ -115,9 +112,10 @@ json DeviceCgroupRules(bool insecure) {
 
 const std::vector<std::string>& DefaultCapabilities() {
   static const std::vector<std::string> caps = {
-      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",  "CAP_FOWNER",           "CAP_MKNOD",
-      "CAP_NET_RAW", "CAP_SETGID",       "CAP_SETUID",  "CAP_SETFCAP",          "CAP_SETPCAP",
-      "CAP_NET_BIND_SERVICE",            "CAP_SYS_CHROOT", "CAP_KILL",          "CAP_AUDIT_WRITE",
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE",
   };
   return caps;
 }
@@ -125,16 +123,46 @@ const std::vector<std::string>& DefaultCapabilities() {
 const std::vector<std::string>& AllCapabilities() {
   // capability(7) numbers 0..40, in order.
   static const std::vector<std::string> caps = {
-      "CAP_CHOWN",          "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-      "CAP_FSETID",         "CAP_KILL",           "CAP_SETGID",          "CAP_SETUID",
-      "CAP_SETPCAP",        "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-      "CAP_NET_ADMIN",      "CAP_NET_RAW",        "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-      "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-      "CAP_SYS_PACCT",      "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-      "CAP_SYS_RESOURCE",   "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-      "CAP_LEASE",          "CAP_AUDIT_WRITE",    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-      "CAP_MAC_OVERRIDE",   "CAP_MAC_ADMIN",      "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-      "CAP_BLOCK_SUSPEND",  "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
+      "CAP_CHOWN",
+      "CAP_DAC_OVERRIDE",
+      "CAP_DAC_READ_SEARCH",
+      "CAP_FOWNER",
+      "CAP_FSETID",
+      "CAP_KILL",
+      "CAP_SETGID",
+      "CAP_SETUID",
+      "CAP_SETPCAP",
+      "CAP_LINUX_IMMUTABLE",
+      "CAP_NET_BIND_SERVICE",
+      "CAP_NET_BROADCAST",
+      "CAP_NET_ADMIN",
+      "CAP_NET_RAW",
+      "CAP_IPC_LOCK",
+      "CAP_IPC_OWNER",
+      "CAP_SYS_MODULE",
+      "CAP_SYS_RAWIO",
+      "CAP_SYS_CHROOT",
+      "CAP_SYS_PTRACE",
+      "CAP_SYS_PACCT",
+      "CAP_SYS_ADMIN",
+      "CAP_SYS_BOOT",
+      "CAP_SYS_NICE",
+      "CAP_SYS_RESOURCE",
+      "CAP_SYS_TIME",
+      "CAP_SYS_TTY_CONFIG",
+      "CAP_MKNOD",
+      "CAP_LEASE",
+      "CAP_AUDIT_WRITE",
+      "CAP_AUDIT_CONTROL",
+      "CAP_SETFCAP",
+      "CAP_MAC_OVERRIDE",
+      "CAP_MAC_ADMIN",
+      "CAP_SYSLOG",
+      "CAP_WAKE_ALARM",
+      "CAP_BLOCK_SUSPEND",
+      "CAP_AUDIT_READ",
+      "CAP_PERFMON",
+      "CAP_BPF",
       "CAP_CHECKPOINT_RESTORE",
   };
   return caps;
@@ -142,10 +170,10 @@ const std::vector<std::string>& AllCapabilities() {
 
 const std::vector<std::string>& DefaultMaskedPaths() {
   static const std::vector<std::string> paths = {
-      "/proc/asound",     "/proc/acpi",        "/proc/interrupts", "/proc/kcore",
-      "/proc/keys",       "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-      "/proc/sched_debug", "/proc/scsi",        "/sys/firmware",
-      "/sys/devices/virtual/powercap",
+      "/proc/asound",     "/proc/acpi",        "/proc/interrupts",
+      "/proc/kcore",      "/proc/keys",        "/proc/latency_stats",
+      "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+      "/proc/scsi",       "/sys/firmware",     "/sys/devices/virtual/powercap",
   };
   return paths;
 }
@@ -224,8 +252,8 @@ Expected<json> BuildRuntimeSpec(std::string_view id, const RunSpec& spec,
     }
   }
   const std::string hostname(spec.hostname.empty() ? kDefaultHostname : spec.hostname);
-  bool hostname_ok = hostname.size() <= kMaxHostnameBytes && hostname.front() != '-' &&
-                     hostname.front() != '.';
+  bool hostname_ok =
+      hostname.size() <= kMaxHostnameBytes && hostname.front() != '-' && hostname.front() != '.';
   for (char c : hostname) {
     hostname_ok = hostname_ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                                   (c >= '0' && c <= '9') || c == '-' || c == '.');
@@ -256,11 +284,11 @@ Expected<json> BuildRuntimeSpec(std::string_view id, const RunSpec& spec,
 
   json mounts = json::array();
   mounts.push_back(MountJson("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
-  mounts.push_back(MountJson("/dev", "tmpfs", "tmpfs",
-                             {"nosuid", "strictatime", "mode=755", "size=65536k"}));
-  mounts.push_back(MountJson("/dev/pts", "devpts", "devpts",
-                             {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                              "gid=5"}));
+  mounts.push_back(
+      MountJson("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
+  mounts.push_back(
+      MountJson("/dev/pts", "devpts", "devpts",
+                {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
   mounts.push_back(MountJson("/dev/shm", "tmpfs", "shm",
                              {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
   mounts.push_back(MountJson("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
@@ -276,7 +304,8 @@ Expected<json> BuildRuntimeSpec(std::string_view id, const RunSpec& spec,
   };
   for (const auto& [dest, source] : etc_files) {
     if (user_mounted(dest)) continue;
-    mounts.push_back(MountJson(dest, "bind", *source, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
+    mounts.push_back(
+        MountJson(dest, "bind", *source, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
   }
   for (const auto& [dest, m] : user_mounts) {
     if (m->type == Mount::Type::kBind) {

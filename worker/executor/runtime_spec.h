@@ -5,12 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/base/expected.h"
 
@@ -36,11 +35,11 @@ struct RunSpec {
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
   std::vector<std::uint32_t> additional_gids;
-  std::string hostname;             ///< empty = kDefaultHostname
+  std::string hostname;              ///< empty = kDefaultHostname
   Network network = Network::kHost;  ///< host, like buildah and the classic docker build
-  bool insecure = false;            ///< `--security=insecure`: needs ExecutorPolicy::allow_insecure
+  bool insecure = false;  ///< `--security=insecure`: needs ExecutorPolicy::allow_insecure
   std::vector<Mount> mounts;
-  std::string rootfs;               ///< absolute host path of the (overlay) root
+  std::string rootfs;  ///< absolute host path of the (overlay) root
   bool readonly_rootfs = false;
 };
 
@@ -50,7 +49,7 @@ struct ExecutorPolicy {
   /// paths). The build must also have asked for it; both are checked at plan
   /// time and again here (CVE-2024-23653).
   bool allow_insecure = false;
-  std::int64_t pids_limit = 4096;                 ///< 0 = unlimited
+  std::int64_t pids_limit = 4096;                  ///< 0 = unlimited
   std::optional<std::int64_t> memory_limit_bytes;  ///< unset = unlimited
   std::uint64_t nofile_limit = 1048576;
   /// cgroupfs parent: each step's cgroup is /<cgroup_parent>/<id>.

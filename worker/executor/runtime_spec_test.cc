@@ -68,11 +68,11 @@ TEST(RuntimeSpecTest, NoAdditionalGidsKeyWhenEmpty) {
 
 TEST(RuntimeSpecTest, DockerDefaultCapabilitiesNotInheritableOrAmbient) {
   json caps = Build(BasicSpec())["process"]["capabilities"];
-  const json expected = {"CAP_CHOWN",     "CAP_DAC_OVERRIDE",     "CAP_FSETID",
-                         "CAP_FOWNER",    "CAP_MKNOD",            "CAP_NET_RAW",
-                         "CAP_SETGID",    "CAP_SETUID",           "CAP_SETFCAP",
-                         "CAP_SETPCAP",   "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-                         "CAP_KILL",      "CAP_AUDIT_WRITE"};
+  const json expected = {
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   EXPECT_EQ(caps["bounding"], expected);
   EXPECT_EQ(caps["effective"], expected);
   EXPECT_EQ(caps["permitted"], expected);
@@ -145,11 +145,11 @@ TEST(RuntimeSpecTest, MinimalDevices) {
 
 TEST(RuntimeSpecTest, MaskedAndReadonlyPathsAsDocker) {
   json linux = Build(BasicSpec())["linux"];
-  EXPECT_EQ(linux["maskedPaths"],
-            json({"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-                  "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                  "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                  "/sys/devices/virtual/powercap"}));
+  EXPECT_EQ(
+      linux["maskedPaths"],
+      json({"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+            "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}));
   EXPECT_EQ(linux["readonlyPaths"],
             json({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}));
 }
@@ -244,21 +244,20 @@ TEST_P(RuntimeSpecCwdTest, Refused) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, RuntimeSpecCwdTest,
-    testing::Values(
-        CwdCase{"/proc/self/fd/7", ErrorKind::kSecurity, "executor.cwd.proc",
-                "working directory \"/proc/self/fd/7\" is inside /proc"},
-        CwdCase{"/proc/1/cwd", ErrorKind::kSecurity, "executor.cwd.proc",
-                "working directory \"/proc/1/cwd\" is inside /proc"},
-        CwdCase{"/proc", ErrorKind::kSecurity, "executor.cwd.proc",
-                "working directory \"/proc\" is inside /proc"},
-        CwdCase{"/tmp/../proc/./self/cwd", ErrorKind::kSecurity, "executor.cwd.proc",
-                "working directory \"/proc/self/cwd\" is inside /proc"},
-        CwdCase{"/../../proc/self/fd/3", ErrorKind::kSecurity, "executor.cwd.proc",
-                "working directory \"/proc/self/fd/3\" is inside /proc"},
-        CwdCase{"work", ErrorKind::kInvalidInput, "executor.cwd.relative",
-                "working directory \"work\" is not an absolute path"},
-        CwdCase{"", ErrorKind::kInvalidInput, "executor.cwd.relative",
-                "working directory \"\" is not an absolute path"}));
+    testing::Values(CwdCase{"/proc/self/fd/7", ErrorKind::kSecurity, "executor.cwd.proc",
+                            "working directory \"/proc/self/fd/7\" is inside /proc"},
+                    CwdCase{"/proc/1/cwd", ErrorKind::kSecurity, "executor.cwd.proc",
+                            "working directory \"/proc/1/cwd\" is inside /proc"},
+                    CwdCase{"/proc", ErrorKind::kSecurity, "executor.cwd.proc",
+                            "working directory \"/proc\" is inside /proc"},
+                    CwdCase{"/tmp/../proc/./self/cwd", ErrorKind::kSecurity, "executor.cwd.proc",
+                            "working directory \"/proc/self/cwd\" is inside /proc"},
+                    CwdCase{"/../../proc/self/fd/3", ErrorKind::kSecurity, "executor.cwd.proc",
+                            "working directory \"/proc/self/fd/3\" is inside /proc"},
+                    CwdCase{"work", ErrorKind::kInvalidInput, "executor.cwd.relative",
+                            "working directory \"work\" is not an absolute path"},
+                    CwdCase{"", ErrorKind::kInvalidInput, "executor.cwd.relative",
+                            "working directory \"\" is not an absolute path"}));
 
 TEST(RuntimeSpecTest, ProcessesDirectoryNotInsideProcIsFine) {
   RunSpec s = BasicSpec();
@@ -287,7 +286,8 @@ TEST(RuntimeSpecTest, InsecureWithEntitlementGetsAllCapabilitiesAndNoMasks) {
   EXPECT_EQ(spec["process"]["capabilities"]["effective"][21], "CAP_SYS_ADMIN");
   EXPECT_FALSE(spec["linux"].contains("maskedPaths"));
   EXPECT_FALSE(spec["linux"].contains("readonlyPaths"));
-  EXPECT_EQ(spec["linux"]["resources"]["devices"], json::parse(R"([{"allow":true,"access":"rwm"}])"));
+  EXPECT_EQ(spec["linux"]["resources"]["devices"],
+            json::parse(R"([{"allow":true,"access":"rwm"}])"));
   EXPECT_EQ((*FindMount(spec, "/sys"))["options"], json({"nosuid", "noexec", "nodev", "rw"}));
 }
 
@@ -326,16 +326,26 @@ TEST(RuntimeSpecTest, MountValidation) {
     const char* message;
   };
   const Case cases[] = {
-      {{Mount::Type::kBind, "/h", "/proc/sys/kernel", false, 0}, ErrorKind::kSecurity,
-       "executor.mount.proc", "mount destination \"/proc/sys/kernel\" is inside /proc"},
-      {{Mount::Type::kBind, "/h", "/x/../proc", false, 0}, ErrorKind::kSecurity,
-       "executor.mount.proc", "mount destination \"/proc\" is inside /proc"},
-      {{Mount::Type::kBind, "/h", "rel/dir", false, 0}, ErrorKind::kInvalidInput,
-       "executor.mount.destination", "mount destination \"rel/dir\" is not an absolute path"},
-      {{Mount::Type::kTmpfs, "", "/a/..", false, 0}, ErrorKind::kInvalidInput,
-       "executor.mount.destination", "cannot mount over the container's root"},
-      {{Mount::Type::kBind, "relative/src", "/mnt", false, 0}, ErrorKind::kInvalidInput,
-       "executor.mount.source", "bind mount source \"relative/src\" is not an absolute host path"},
+      {{Mount::Type::kBind, "/h", "/proc/sys/kernel", false, 0},
+       ErrorKind::kSecurity,
+       "executor.mount.proc",
+       "mount destination \"/proc/sys/kernel\" is inside /proc"},
+      {{Mount::Type::kBind, "/h", "/x/../proc", false, 0},
+       ErrorKind::kSecurity,
+       "executor.mount.proc",
+       "mount destination \"/proc\" is inside /proc"},
+      {{Mount::Type::kBind, "/h", "rel/dir", false, 0},
+       ErrorKind::kInvalidInput,
+       "executor.mount.destination",
+       "mount destination \"rel/dir\" is not an absolute path"},
+      {{Mount::Type::kTmpfs, "", "/a/..", false, 0},
+       ErrorKind::kInvalidInput,
+       "executor.mount.destination",
+       "cannot mount over the container's root"},
+      {{Mount::Type::kBind, "relative/src", "/mnt", false, 0},
+       ErrorKind::kInvalidInput,
+       "executor.mount.source",
+       "bind mount source \"relative/src\" is not an absolute host path"},
   };
   for (const Case& c : cases) {
     RunSpec s = BasicSpec();

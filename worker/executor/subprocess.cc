@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,15 +35,15 @@ int DecodeStatus(int status) {
 }
 
 int MsUntil(Subprocess::Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - Subprocess::Clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Subprocess::Clock::now());
   if (left.count() <= 0) return 0;
   return static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
 // In the forked child: only async-signal-safe calls until execve.
-[[noreturn]] void ExecChild(int devnull, int out_w, int err_w, char* const* argv,
-                            char* const* envp) {
+[[noreturn]] void ExecChild(int devnull, int out_w, int err_w, char* const* argv, char* const* envp,
+                            const struct rlimit* nofile) {
   // Lift the three fds above the standard ones so dup2 cannot clobber one of
   // them (the parent may have had 0-2 closed).
   const int in_hi = fcntl(devnull, F_DUPFD, 10);
@@ -60,6 +61,7 @@ int MsUntil(Subprocess::Clock::time_point deadline) {
     for (int fd = 4; fd < 65536; ++fd) close(fd);
   }
   setpgid(0, 0);  // terminal signals aimed at the worker do not hit runc
+  if (nofile != nullptr) setrlimit(RLIMIT_NOFILE, nofile);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
@@ -96,7 +98,8 @@ std::string OutputTail::Take() && {
 }
 
 Expected<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                       const std::vector<std::string>& env) {
+                                       const std::vector<std::string>& env,
+                                       const SpawnOptions& options) {
   MF_ASSERT(!argv.empty() && !argv[0].empty() && argv[0][0] == '/',
             "Subprocess::Start needs an absolute argv[0]");
   std::vector<char*> c_argv;
@@ -117,9 +120,17 @@ Expected<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
   fs::UniqueFd devnull(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) return SpawnError("open /dev/null", errno);
 
+  struct rlimit nofile {};
+  if (options.nofile_limit) {
+    nofile.rlim_cur = static_cast<rlim_t>(*options.nofile_limit);
+    nofile.rlim_max = static_cast<rlim_t>(*options.nofile_limit);
+  }
   const pid_t pid = fork();
   if (pid < 0) return SpawnError("fork", errno);
-  if (pid == 0) ExecChild(devnull.get(), out_w.get(), err_w.get(), c_argv.data(), c_env.data());
+  if (pid == 0) {
+    ExecChild(devnull.get(), out_w.get(), err_w.get(), c_argv.data(), c_env.data(),
+              options.nofile_limit ? &nofile : nullptr);
+  }
 
   out_w.Reset();
   err_w.Reset();
@@ -135,7 +146,8 @@ Expected<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
     }
     return SpawnError("exec " + argv[0], exec_errno);
   }
-  fs::UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));  // -1: fall back to polling
+  fs::UniqueFd pidfd(
+      static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));  // -1: fall back to polling
   return Subprocess(pid, std::move(pidfd), std::move(out_r));
 }
 
@@ -192,8 +204,7 @@ Expected<void> Subprocess::Drain(const OutputSink& sink, int timeout_ms) {
   return Ok();
 }
 
-Expected<std::optional<int>> Subprocess::Wait(Clock::time_point deadline,
-                                              const OutputSink& sink) {
+Expected<std::optional<int>> Subprocess::Wait(Clock::time_point deadline, const OutputSink& sink) {
   if (status_) return std::optional<int>(*status_);
   char buf[kReadChunk];
   for (;;) {
@@ -252,8 +263,7 @@ Expected<CommandResult> RunCommand(const std::vector<std::string>& argv,
     proc.Kill();
     MF_TRY_VOID(proc.Wait(Subprocess::Clock::time_point::max(), sink));
     return MakeError(ErrorKind::kTransient, "executor.command.timeout",
-                     argv[0] + " did not finish within " + std::to_string(timeout.count()) +
-                         " ms");
+                     argv[0] + " did not finish within " + std::to_string(timeout.count()) + " ms");
   }
   return CommandResult{*status, std::move(tail).Take()};
 }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,13 @@ class OutputTail {
   std::string buf_;
 };
 
+struct SpawnOptions {
+  /// Raise RLIMIT_NOFILE (soft and hard) in the child to this before exec,
+  /// so runc can give the container a limit above the worker's own (needs
+  /// CAP_SYS_RESOURCE; silently kept otherwise).
+  std::optional<std::uint64_t> nofile_limit;
+};
+
 /// A running child process. Not thread-safe; owned by one thread.
 class Subprocess {
  public:
@@ -40,7 +48,8 @@ class Subprocess {
   /// `env`. Errors: kInternal "executor.spawn" (pipe/fork/exec failures,
   /// with errno text).
   static Expected<Subprocess> Start(const std::vector<std::string>& argv,
-                                    const std::vector<std::string>& env);
+                                    const std::vector<std::string>& env,
+                                    const SpawnOptions& options = {});
 
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&&) = delete;

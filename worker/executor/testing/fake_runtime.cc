@@ -5,9 +5,9 @@ namespace manifold::worker {
 Expected<RunResult> FakeRuntime::Run(const RunRequest& request) {
   MF_TRY_VOID(ValidateContainerId(request.id));
   const std::string bundle = "/fake/bundles/" + request.id;
-  MF_TRY(spec, BuildRuntimeSpec(request.id, request.spec, policy_,
-                                EtcFiles{bundle + "/resolv.conf", bundle + "/hosts",
-                                         bundle + "/hostname"}));
+  MF_TRY(spec, BuildRuntimeSpec(
+                   request.id, request.spec, policy_,
+                   EtcFiles{bundle + "/resolv.conf", bundle + "/hosts", bundle + "/hostname"}));
   runs_.push_back(Recorded{request, std::move(spec)});
 
   std::string command;
@@ -27,8 +27,8 @@ Expected<RunResult> FakeRuntime::Run(const RunRequest& request) {
 }
 
 void FakeRuntime::FailOnCommand(std::string needle, int exit_code, std::string output) {
-  scripts_.push_back(
-      Script{std::move(needle), RunResult{exit_code, std::move(output), "", std::chrono::milliseconds(0)}});
+  scripts_.push_back(Script{std::move(needle), RunResult{exit_code, std::move(output), "",
+                                                         std::chrono::milliseconds(0)}});
 }
 
 void FakeRuntime::ErrorOnCommand(std::string needle, Error error) {
