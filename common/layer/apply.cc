@@ -150,6 +150,7 @@ class Applier {
 
   Expected<void> Whiteout(const fs::Path& path);
   Expected<void> OverlayWhiteout(const fs::Path& path, std::string_view target);
+  Expected<bool> OverlayWhiteoutOnPath(const fs::Path& dir, bool replace);
   Expected<void> Opaque(const fs::Path& dir);
   Expected<void> PruneLower(const fs::Dir& dir, int depth);
   Expected<void> File(const fs::Path& path, const TarEntry& entry, TarReader& reader);
@@ -251,7 +252,12 @@ Expected<fs::Path> Applier::EntryPath(const TarEntry& entry) const {
 
 Expected<fs::Dir> Applier::ParentFor(const fs::Path& path) {
   fs::Path parent = path.Parent();
-  MF_TRY(dir, root_.TryOpenDir(parent));
+  auto opened = root_.TryOpenDir(parent);
+  if (!opened.ok() && options_.overlay_whiteouts && opened.error().code == "fs.not_dir") {
+    MF_TRY(replaced, OverlayWhiteoutOnPath(parent, true));
+    if (replaced) opened = root_.TryOpenDir(parent);
+  }
+  MF_TRY(dir, std::move(opened));
   if (!dir) {
     MF_TRY(made, root_.MkdirAll(parent, 0755));
     dir.emplace(std::move(made));
@@ -339,6 +345,8 @@ Expected<void> Applier::Whiteout(const fs::Path& path) {
 // Overlay form: the lower entry is hidden by a whiteout device, or by what
 // this layer already has under that name (a directory only when opaque).
 Expected<void> Applier::OverlayWhiteout(const fs::Path& path, std::string_view target) {
+  MF_TRY(hidden, OverlayWhiteoutOnPath(path.Parent(), false));
+  if (hidden) return Ok();  // a directory above is whited out already
   MF_TRY(dir, ParentFor(path));
   MF_TRY(st, dir.TryStat(target));
   if (st && IsOverlayWhiteout(*st)) return Ok();  // repeated
@@ -357,7 +365,30 @@ Expected<void> Applier::OverlayWhiteout(const fs::Path& path, std::string_view t
   return Ok();
 }
 
+// Overlay form: whether a directory on the way to `dir` (or `dir` itself) is
+// a whiteout of this layer. With `replace`, each one becomes an opaque
+// directory instead (this layer creates something below it), and the result
+// says whether any was replaced.
+Expected<bool> Applier::OverlayWhiteoutOnPath(const fs::Path& dir, bool replace) {
+  bool replaced = false;
+  for (std::size_t i = 1; i <= dir.Depth(); ++i) {
+    fs::Path prefix = dir.Prefix(i);
+    MF_TRY(parent, root_.TryOpenDir(prefix.Parent()));
+    if (!parent) return replaced;  // nothing further down exists
+    MF_TRY(st, parent->TryStat(prefix.Base()));
+    if (!st || !IsOverlayWhiteout(*st)) continue;
+    if (!replace) return true;
+    MF_TRY_VOID(parent->Unlink(prefix.Base()));
+    MF_TRY_VOID(parent->Mkdir(prefix.Base(), 0755));
+    MF_TRY(child, parent->OpenDir(prefix.Base()));
+    MF_TRY_VOID(SetOverlayOpaque(child.fd(), prefix.str()));
+    replaced = true;
+  }
+  return replaced;
+}
+
 Expected<void> Applier::Opaque(const fs::Path& dir_path) {
+  if (options_.overlay_whiteouts) MF_TRY_VOID(OverlayWhiteoutOnPath(dir_path, true));
   MF_TRY(dir, root_.MkdirAll(dir_path, 0755));
   MF_TRY_VOID(RecordAncestors(dir));
   if (options_.overlay_whiteouts) {
@@ -549,7 +580,12 @@ Expected<void> Applier::Hardlink(const fs::Path& path, const TarEntry& entry) {
                                              " components, limit is " +
                                              std::to_string(options_.max_depth));
   }
-  MF_TRY(target_dir, root_.TryOpenDir(target->Parent()));
+  auto target_opened = root_.TryOpenDir(target->Parent());
+  if (!target_opened.ok() && options_.overlay_whiteouts &&
+      target_opened.error().code == "fs.not_dir") {
+    target_opened = std::optional<fs::Dir>();  // below a whiteout: missing
+  }
+  MF_TRY(target_dir, std::move(target_opened));
   std::optional<struct stat> target_st;
   if (target_dir) {
     MF_TRY(found, target_dir->TryStat(target->Base()));
@@ -598,7 +634,8 @@ Expected<void> Applier::Device(const fs::Path& path, const TarEntry& entry) {
   if (options_.overlay_whiteouts && type == S_IFCHR && entry.devmajor == 0 &&
       entry.devminor == 0) {
     ++stats_.skipped;
-    Warn("device " + Quote(path.str()) + " skipped: a char device 0/0 reads as an overlay whiteout");
+    Warn("device " + Quote(path.str()) +
+         " skipped: a char device 0/0 reads as an overlay whiteout");
     return Ok();
   }
   if (!is_root_ || !options_.create_devices) {

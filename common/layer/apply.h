@@ -82,7 +82,8 @@ struct ApplyOptions {
   ///   already has <name>, a non-directory is kept (it hides the lower one
   ///   anyway) and a directory is made opaque;
   /// - ".wh..wh..opq" sets xattr trusted.overlay.opaque=y on its directory
-  ///   (created if missing); nothing is pruned;
+  ///   (created if missing; on the root too, though overlayfs ignores it
+  ///   there: stackers must drop the layers below); nothing is pruned;
   /// - a directory entry replacing a whiteout of this layer is made opaque;
   /// - a hardlink to a whiteout fails like one to a missing target, and one
   ///   to a file of a lower layer cannot be expressed (kSecurity

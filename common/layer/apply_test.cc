@@ -1376,13 +1376,30 @@ TEST_F(OverlayApplyTest, EntriesReplacingAWhiteout) {
   EXPECT_EQ(stats->duplicates, 0u);
 }
 
+TEST_F(OverlayApplyTest, EntriesBelowAWhiteout) {
+  auto stats = ApplyBytes(Tar({F(".wh.a"), F("a/.wh.b"), F(".wh.c"), F("c/sub/file", "f"),
+                               F(".wh.d"), F("d/.wh..wh..opq")}),
+                          Overlay());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  ExpectWhiteout("a");  // still hidden as a whole
+  ExpectOpaque("c");    // the lower "c" is gone; this layer's implicit one stays
+  ExpectOpaque("c/sub", false);
+  ExpectFile(ctx_, "c/sub/file", "f");
+  ExpectOpaque("d");
+  EXPECT_TRUE(S_ISDIR(LstatHost(ctx_.In("d"))->st_mode));
+}
+
 TEST_F(OverlayApplyTest, HardlinkToWhiteoutIsRefused) {
-  auto stats = ApplyBytes(Tar({F(".wh.a"), H("b", "a")}), Overlay());
-  ASSERT_FALSE(stats.ok());
-  EXPECT_EQ(stats.error().kind, ErrorKind::kSecurity);
-  EXPECT_EQ(stats.error().code, "layer.breakout.hardlink");
-  EXPECT_EQ(stats.error().message, "hardlink target \"a\" does not exist inside the layer root");
-  ExpectMissing(ctx_, "b");
+  for (const char* target : {"a", "a/x"}) {
+    FreshRoot();
+    auto stats = ApplyBytes(Tar({F(".wh.a"), H("b", target)}), Overlay());
+    ASSERT_FALSE(stats.ok()) << target;
+    EXPECT_EQ(stats.error().kind, ErrorKind::kSecurity);
+    EXPECT_EQ(stats.error().code, "layer.breakout.hardlink");
+    EXPECT_EQ(stats.error().message, std::string("hardlink target \"") + target +
+                                         "\" does not exist inside the layer root");
+    ExpectMissing(ctx_, "b");
+  }
 }
 
 TEST_F(OverlayApplyTest, ZeroDeviceAndOverlayXattrsAreDropped) {

@@ -25,8 +25,9 @@ Error OptionsError(std::string message) {
 
 Expected<void> CheckPath(std::string_view what, const std::string& path) {
   if (path.empty() || path.find_first_of(",:\\\n") != std::string::npos) {
-    return OptionsError(std::string(what) + " \"" + path +
-                        "\" cannot be passed to overlayfs (empty, or holds ',', ':', '\\' or a newline)");
+    return OptionsError(
+        std::string(what) + " \"" + path +
+        "\" cannot be passed to overlayfs (empty, or holds ',', ':', '\\' or a newline)");
   }
   return Ok();
 }
@@ -110,9 +111,8 @@ Expected<std::string> OverlayMountData(const OverlayOptions& options) {
   if (data.size() > MaxMountDataBytes()) {
     return MakeError(ErrorKind::kInternal, "snapshot.mount.too_long",
                      "overlay mount options are " + std::to_string(data.size()) +
-                         " bytes, the kernel takes at most " +
-                         std::to_string(MaxMountDataBytes()) + " (" +
-                         std::to_string(options.lowers.size()) + " lower dirs)");
+                         " bytes, the kernel takes at most " + std::to_string(MaxMountDataBytes()) +
+                         " (" + std::to_string(options.lowers.size()) + " lower dirs)");
   }
   return data;
 }
@@ -168,28 +168,35 @@ Expected<std::string> OverlayMount::SuperOptions() const {
 Expected<void> OverlayMount::VerifyOptions() const {
   MF_TRY(super, SuperOptions());
   auto options = SplitOptions(super);
+  // Without an upper dir nothing is ever written, so no diff can be wrong
+  // (and the kernel reports redirect_dir=on there: it follows redirects).
+  if (options.count("upperdir") == 0) return Ok();
   auto effective = [&options](const char* key, const char* param) -> std::string {
     auto it = options.find(key);
     if (it != options.end()) return it->second;
     return ModuleDefaultOn(param) ? "on" : "off";  // only values that differ are shown
   };
   if (effective("redirect_dir", "redirect_dir") == "on") {
-    return MakeError(ErrorKind::kInternal, "snapshot.overlay.redirect_dir",
-                     "overlay at " + target_ +
-                         " has redirect_dir=on; the overlayfs differ does not support it");
+    return MakeError(
+        ErrorKind::kInternal, "snapshot.overlay.redirect_dir",
+        "overlay at " + target_ + " has redirect_dir=on; the overlayfs differ does not support it");
   }
   if (effective("metacopy", "metacopy") == "on") {
-    return MakeError(ErrorKind::kInternal, "snapshot.overlay.metacopy",
-                     "overlay at " + target_ +
-                         " has metacopy=on; the overlayfs differ does not support it");
+    return MakeError(
+        ErrorKind::kInternal, "snapshot.overlay.metacopy",
+        "overlay at " + target_ + " has metacopy=on; the overlayfs differ does not support it");
   }
   return Ok();
 }
 
-Expected<void> OverlayMount::Unmount() {
+Expected<void> OverlayMount::Unmount(bool detach_if_busy) {
   if (!mounted()) return Ok();
   if (::umount2(target_.c_str(), UMOUNT_NOFOLLOW) != 0) {
     int err = errno;
+    if (err == EBUSY && !detach_if_busy) {
+      return MakeError(ErrorKind::kInternal, "snapshot.mount.busy",
+                       "overlay at " + target_ + " is still in use");
+    }
     if (err == EBUSY) {
       if (::umount2(target_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
         return StateError("umount (detach)", target_, errno);

@@ -72,10 +72,14 @@ class OverlayMount {
   /// has redirect_dir=on; the overlayfs differ does not support it") or
   /// "snapshot.overlay.metacopy" when the effective options (shown ones, else
   /// the overlay module's defaults) would make the upper dir a wrong diff.
+  /// A mount without an upper dir always passes.
   Expected<void> VerifyOptions() const;
 
-  /// Unmounts now; MNT_DETACH when the mount is busy. Idempotent.
-  Expected<void> Unmount();
+  /// Unmounts now. When the mount is busy: with `detach_if_busy`, detaches
+  /// it (MNT_DETACH: gone from view, freed when the last user leaves); else
+  /// fails with kInternal "snapshot.mount.busy" and stays mounted.
+  /// Idempotent.
+  Expected<void> Unmount(bool detach_if_busy = true);
 
  private:
   OverlayMount(std::string target, std::uint64_t mount_id)

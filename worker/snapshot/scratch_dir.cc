@@ -84,13 +84,14 @@ Expected<ScratchDir> ScratchDir::Create(const std::string& parent) {
   // (never publish anything half-made).
   MF_TRY(locked, TryLock(dir->get(), tmpl));
   MF_ASSERT(locked, "a new scratch directory is locked by someone else");
-  return ScratchDir(std::move(parent_fd), std::move(dir).value(), std::move(name),
-                    std::move(tmpl));
+  return ScratchDir(std::move(parent_fd), std::move(dir).value(), std::move(name), std::move(tmpl));
 }
 
 ScratchDir::ScratchDir(ScratchDir&& other) noexcept
-    : parent_(std::move(other.parent_)), dir_(std::move(other.dir_)),
-      name_(std::exchange(other.name_, {})), path_(std::exchange(other.path_, {})) {}
+    : parent_(std::move(other.parent_)),
+      dir_(std::move(other.dir_)),
+      name_(std::exchange(other.name_, {})),
+      path_(std::exchange(other.path_, {})) {}
 
 ScratchDir& ScratchDir::operator=(ScratchDir&& other) noexcept {
   if (this != &other) {
@@ -111,7 +112,8 @@ ScratchDir::~ScratchDir() {
 Expected<std::string> ScratchDir::Mkdir(std::string_view sub) {
   MF_ASSERT(fs::IsValidComponent(sub) && dir_.valid(), "bad scratch subdirectory");
   std::string s(sub);
-  if (::mkdirat(dir_.get(), s.c_str(), 0755) != 0) return StateError("mkdir", path_ + "/" + s, errno);
+  if (::mkdirat(dir_.get(), s.c_str(), 0755) != 0)
+    return StateError("mkdir", path_ + "/" + s, errno);
   if (::fchmodat(dir_.get(), s.c_str(), 0755, 0) != 0) {
     return StateError("chmod", path_ + "/" + s, errno);
   }

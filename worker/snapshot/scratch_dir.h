@@ -44,7 +44,9 @@ class ScratchDir {
 
  private:
   ScratchDir(fs::UniqueFd parent, fs::UniqueFd dir, std::string name, std::string path)
-      : parent_(std::move(parent)), dir_(std::move(dir)), name_(std::move(name)),
+      : parent_(std::move(parent)),
+        dir_(std::move(dir)),
+        name_(std::move(name)),
         path_(std::move(path)) {}
 
   fs::UniqueFd parent_;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <thread>
+#include <unordered_set>
 
 #include "common/crypto/sha256.h"
 #include "common/fs/root_dir.h"
@@ -92,9 +93,22 @@ Expected<void> CopyTree(const std::string& from, const std::string& to) {
   std::thread writer([&from, &writer_fd, &written] {
     SocketSink sink(writer_fd.get());
     layer::TarWriter tar(sink);
-    written = layer::WriteTree(from, tar, layer::DiffOptions{});
+    try {  // the top of this thread: an assertion must not end the process
+      written = layer::WriteTree(from, tar, layer::DiffOptions{});
+    } catch (const InternalError& e) {
+      written = MakeError(ErrorKind::kInternal, "snapshot.flatten.assert", e.what());
+    }
     writer_fd.Reset();  // end of stream
   });
+  // If Apply throws (an assertion), stop and join the writer on the way out.
+  struct Joiner {
+    std::thread& thread;
+    fs::UniqueFd& fd;
+    ~Joiner() {
+      fd.Reset();
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{writer, reader};
   auto apply = [&to, &reader]() -> Expected<layer::ApplyStats> {
     MF_TRY(root, fs::RootDir::Open(to));
     // Trusted input (our own snapshots): the limits are only a backstop.
@@ -109,9 +123,15 @@ Expected<void> CopyTree(const std::string& from, const std::string& to) {
   Expected<layer::ApplyStats> applied = apply();
   reader.Reset();  // a writer still sending now fails with EPIPE
   writer.join();
-  if (!written.ok()) return std::move(written).error().With("reading " + from);
-  if (!applied.ok()) return std::move(applied).error().With("writing " + to);
-  return Ok();
+  // Report the cause: a writer that failed only because Apply stopped
+  // reading, or an Apply that saw the stream end early because the writer
+  // failed, is a consequence.
+  bool writer_broke = !written.ok() && !written.error().message.starts_with("send ");
+  if (writer_broke || applied.ok()) {
+    if (!written.ok()) return std::move(written).error().With("reading " + from);
+    return Ok();
+  }
+  return std::move(applied).error().With("writing " + to);
 }
 
 }  // namespace
@@ -167,8 +187,7 @@ Expected<std::string> Snapshotter::Publish(ScratchDir scratch, const std::string
   return dir_ + "/" + name + "/fs";
 }
 
-Expected<std::string> Snapshotter::Unpack(std::string_view diff_id,
-                                          layer::ByteSource& layer_bytes,
+Expected<std::string> Snapshotter::Unpack(std::string_view diff_id, layer::ByteSource& layer_bytes,
                                           const layer::ApplyOptions& options) {
   MF_TRY(hex, CheckDiffId(diff_id));
   MF_TRY(existing, TryUnpacked(diff_id));
@@ -181,9 +200,9 @@ Expected<std::string> Snapshotter::Unpack(std::string_view diff_id,
   overlay.overlay_whiteouts = true;
   MF_TRY(stats, layer::Apply(root, layer_bytes, overlay).With(context));
   if (stats.diff_id != diff_id) {
-    return MakeError(ErrorKind::kIntegrity, "layer.diffid_mismatch",
-                     "layer uncompresses to " + stats.diff_id + ", expected " +
-                         std::string(diff_id))
+    return MakeError(
+               ErrorKind::kIntegrity, "layer.diffid_mismatch",
+               "layer uncompresses to " + stats.diff_id + ", expected " + std::string(diff_id))
         .With(context);
   }
   return Publish(std::move(scratch), hex);
@@ -196,31 +215,48 @@ Expected<std::string> Snapshotter::Commit(std::string_view diff_id, ScratchDir s
 
 Expected<std::vector<std::string>> Snapshotter::Lowers(std::span<const std::string> chain,
                                                        std::size_t budget_bytes) {
-  const std::size_t n = chain.size();
-  std::vector<std::string> names;  // names[k] is chain[n - 1 - k]
-  std::size_t start = 0;           // the lowest layer that is not hidden
-  for (std::size_t i = n; i-- > 0;) {
+  struct Lower {
+    std::size_t index;  // in `chain`
+    std::string name;
+  };
+  std::vector<Lower> lowers;  // top first
+  std::unordered_set<std::string_view> seen;
+  std::size_t start = 0;  // the lowest layer that is not hidden
+  for (std::size_t i = chain.size(); i-- > 0;) {
     MF_TRY(hex, CheckDiffId(chain[i]));
     MF_TRY(path, Unpacked(chain[i]));
-    names.push_back(hex + "/fs");
+    // A layer seen again lower down (the empty layer, typically) adds
+    // nothing its upper copy does not, and overlayfs refuses a lower dir
+    // given twice.
+    if (seen.insert(chain[i]).second) lowers.push_back(Lower{i, hex + "/fs"});
     if (HasOpaqueRoot(path)) {
       start = i;
       break;
     }
   }
-  if (JoinedSize(names) <= budget_bytes) return names;
+  // The ':'-joined size of the lowers from chain index `from` up.
+  auto names_from = [&lowers](std::size_t from) {
+    std::vector<std::string> names;
+    for (const Lower& l : lowers) {
+      if (l.index >= from) names.push_back(l.name);
+    }
+    return names;
+  };
+  std::vector<std::string> all = names_from(0);
+  if (JoinedSize(all) <= budget_bytes) return all;
 
   const std::size_t flat_size = kChainPrefix.size() + 64 + 3;  // "chain-<hex>/fs"
-  for (std::size_t p = (start / kFlattenStride + 1) * kFlattenStride; p < n; p += kFlattenStride) {
-    std::span<const std::string> kept(names.data(), n - p);
+  for (std::size_t p = (start / kFlattenStride + 1) * kFlattenStride; p < chain.size();
+       p += kFlattenStride) {
+    std::vector<std::string> kept = names_from(p);
     if (JoinedSize(kept) + 1 + flat_size > budget_bytes) continue;
     MF_TRY(flat, Flatten(chain.first(p)));
-    std::vector<std::string> out(kept.begin(), kept.end());
-    out.push_back(std::move(flat));
-    return out;
+    kept.push_back(std::move(flat));
+    return kept;
   }
   return MakeError(ErrorKind::kInternal, "snapshot.mount.too_long",
-                   std::to_string(n) + " layers do not fit in " + std::to_string(budget_bytes) +
+                   std::to_string(chain.size()) + " layers do not fit in " +
+                       std::to_string(budget_bytes) +
                        " bytes of lowerdir option, even with flattening");
 }
 
@@ -238,8 +274,8 @@ Expected<std::string> Snapshotter::Flatten(std::span<const std::string> prefix) 
   ro.lowers = std::move(lowers);
   {
     MF_TRY(mount, OverlayMount::Mount(merged, ro));
-    MF_TRY_VOID(CopyTree(merged, fs_path).With("flattening " + std::to_string(prefix.size()) +
-                                               " layers into " + name));
+    MF_TRY_VOID(CopyTree(merged, fs_path)
+                    .With("flattening " + std::to_string(prefix.size()) + " layers into " + name));
     MF_TRY_VOID(mount.Unmount());
   }
   MF_TRY_VOID(Publish(std::move(scratch), name));

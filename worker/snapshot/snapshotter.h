@@ -70,7 +70,8 @@ class Snapshotter {
   /// The overlay lower dirs for `chain` (diff_ids, bottom layer first), top
   /// first, relative to dir(), with ':'-joined length at most
   /// `budget_bytes`. Layers under one whose root is opaque are left out (the
-  /// kernel ignores opaque roots). When the list is too long, a bottom
+  /// kernel ignores opaque roots), and so is a layer repeated lower in the
+  /// chain (its top copy shows all it has). When the list is too long, a bottom
   /// prefix of the chain (a multiple of 16 layers, so that later chains
   /// reuse it) is replaced by its flattened copy "chain-<ChainID hex>/fs",
   /// made once by mounting the prefix read-only and copying the merged tree
