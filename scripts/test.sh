@@ -18,6 +18,12 @@ count() { sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/
 step "binfmt_misc: qemu handlers for foreign platforms (when the machine allows)"
 bash scripts/binfmt.sh || echo "binfmt: not available here; emulated-platform tests will skip"
 
+step "test data: Debian busybox-static for amd64 and arm64 (cached)"
+# Fetched once here so parallel tests never race for apt.
+for arch in amd64 arm64; do
+  bash tests/testdata/busybox-rootfs.sh "$arch" "$logs/busybox-$arch" && rm -rf "$logs/busybox-$arch"
+done
+
 step "unit tests"
 ctest --test-dir build --output-on-failure -j"$JOBS" | tee "$logs/unit"
 
