@@ -11,7 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libsqlite3-dev zlib1g-dev
   libisal-dev libzstd-dev
   # tests and benchmarks; skopeo and umoci check our images
-  libgtest-dev libgmock-dev libbenchmark-dev skopeo umoci tar gzip zstd
+  libgtest-dev libgmock-dev libbenchmark-dev skopeo umoci tar gzip zstd xz-utils bzip2
   # runtime: RUN steps (runc >= 1.1.12 or a distribution build with the
   # CVE-2024-21626 fix) and foreign platforms under emulation (scripts/binfmt.sh)
   runc qemu-user-static
