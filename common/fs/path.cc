@@ -86,4 +86,26 @@ Path Path::Prefix(std::size_t n) const {
   return Path(path_.substr(0, pos));
 }
 
+std::string CleanRootedPath(std::string_view raw) {
+  std::vector<std::string_view> parts;
+  std::size_t pos = 0;
+  while (pos <= raw.size()) {
+    std::size_t end = raw.find('/', pos);
+    if (end == std::string_view::npos) end = raw.size();
+    std::string_view part = raw.substr(pos, end - pos);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    pos = end + 1;
+  }
+  std::string out;
+  for (std::string_view p : parts) {
+    out += '/';
+    out += p;
+  }
+  return out.empty() ? "/" : out;
+}
+
 }  // namespace manifold::fs

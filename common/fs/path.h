@@ -54,4 +54,8 @@ class Path {
   std::string path_;
 };
 
+/// Go's path.Clean of "/" + `raw`: "/a/../b/./c" -> "/b/c"; ".." at the root
+/// stays at the root, as the kernel resolves "/..". Always absolute.
+std::string CleanRootedPath(std::string_view raw);
+
 }  // namespace manifold::fs

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/cache/cache_key.h"
 #include "common/dockerfile/expand.h"
 #include "common/dockerfile/mount.h"
 #include "common/dockerfile/source_error.h"
@@ -15,15 +16,6 @@ using dockerfile::Dockerfile;
 using dockerfile::Instruction;
 using dockerfile::SourceError;
 using dockerfile::Stage;
-
-bool IsProxyArg(const std::string& name) {
-  static const char* const kProxy[] = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
-                                       "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
-                                       "ALL_PROXY",  "all_proxy"};
-  for (const char* p : kProxy)
-    if (name == p) return true;
-  return false;
-}
 
 namespace {
 
@@ -335,7 +327,7 @@ Expected<Plan> MakePlan(const Dockerfile& df, char escape, const PlanOptions& op
   }
   std::vector<std::string> unused;
   for (const auto& [k, v] : opts.build_args)
-    if (!consumed.count(k) && !IsProxyArg(k)) unused.push_back(k);
+    if (!consumed.count(k) && !cache::IsProxyBuildArg(k)) unused.push_back(k);
   if (!unused.empty()) {
     std::string list;
     for (const auto& u : unused) list += (list.empty() ? "" : " ") + u;

@@ -50,7 +50,4 @@ std::string PlanToJson(const Plan& plan);
 /// `manifold plan` for humans.
 std::string PlanToText(const Plan& plan);
 
-/// Proxy build args: usable in RUN without ARG, kept out of cache keys and history.
-bool IsProxyArg(const std::string& name);
-
 }  // namespace manifold::plan

@@ -1,5 +1,7 @@
 #include "worker/executor/runtime_spec.h"
 
+#include "common/fs/path.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -30,31 +32,6 @@ bool IsInProc(std::string_view clean_abs) {
   return clean_abs == "/proc" || clean_abs.substr(0, 6) == "/proc/";
 }
 
-// "/" + fs::Path cleaning: "/a/../b/./c" -> "/b/c". Climbing above "/" is
-// clamped at "/", as the kernel does for "/..".
-std::string CleanAbsolute(std::string_view raw) {
-  std::vector<std::string_view> parts;
-  std::size_t pos = 1;
-  while (pos <= raw.size()) {
-    std::size_t end = raw.find('/', pos);
-    if (end == std::string_view::npos) end = raw.size();
-    std::string_view part = raw.substr(pos, end - pos);
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    pos = end + 1;
-  }
-  std::string out;
-  for (std::string_view p : parts) {
-    out += '/';
-    out += p;
-  }
-  if (out.empty()) out = "/";
-  return out;
-}
-
 json MountJson(std::string_view destination, std::string_view type, std::string_view source,
                std::vector<std::string> options) {
   return json{{"destination", destination},
@@ -68,7 +45,7 @@ Expected<void> ValidateMount(const Mount& m, std::string* clean_destination) {
     return MakeError(ErrorKind::kInvalidInput, "executor.mount.destination",
                      "mount destination \"" + m.destination + "\" is not an absolute path");
   }
-  std::string dest = CleanAbsolute(m.destination);
+  std::string dest = fs::CleanRootedPath(m.destination);
   if (dest == "/") {
     return MakeError(ErrorKind::kInvalidInput, "executor.mount.destination",
                      "cannot mount over the container's root");
@@ -205,7 +182,7 @@ Expected<std::string> ValidateCwd(std::string_view cwd) {
     return MakeError(ErrorKind::kInvalidInput, "executor.cwd.relative",
                      "working directory \"" + std::string(cwd) + "\" is not an absolute path");
   }
-  std::string clean = CleanAbsolute(cwd);
+  std::string clean = fs::CleanRootedPath(cwd);
   // CVE-2024-21626: a cwd under /proc (/proc/self/fd/N) can reach a host fd
   // that leaked into runc init.
   if (IsInProc(clean)) {

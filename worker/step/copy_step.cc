@@ -34,27 +34,7 @@ Error Invalid(std::string code, std::string message) {
 bool HasMeta(std::string_view s) { return s.find_first_of("*?[\\") != std::string_view::npos; }
 
 // Go's path.Clean of a rooted path: ".." at the root stays at the root.
-Expected<fs::Path> CleanRooted(std::string_view raw) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  while (start <= raw.size()) {
-    std::size_t end = raw.find('/', start);
-    if (end == std::string_view::npos) end = raw.size();
-    std::string_view c = raw.substr(start, end - start);
-    if (c == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!c.empty() && c != ".") {
-      parts.push_back(c);
-    }
-    start = end + 1;
-  }
-  std::string joined;
-  for (auto c : parts) {
-    if (!joined.empty()) joined += '/';
-    joined += c;
-  }
-  return fs::Path::Parse(joined);
-}
+Expected<fs::Path> CleanRooted(std::string_view raw) { return fs::Path::Parse(fs::CleanRootedPath(raw)); }
 
 class Copier {
  public:
