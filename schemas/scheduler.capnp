@@ -84,6 +84,88 @@ struct Instruction {
   # planned at the coordinator; may be refined on the worker
   original @6 :Text;
   # source text, for progress display only
+
+  # Appended: the rest of the typed instruction (dockerfile::Instruction), so
+  # that every field reaches the worker. `command` carries the Cmd, `args` the
+  # instruction's args; `flags` is not used by these fields.
+  endLine @7 :UInt32;
+  prependShell @8 :Bool;
+  # shell form (RUN/CMD/ENTRYPOINT/HEALTHCHECK)
+  heredocs @9 :List(Heredoc);
+  # RUN/CMD/ENTRYPOINT heredocs
+  keyValues @10 :List(KeyValue);
+  # ENV/LABEL
+  argDecls @11 :List(ArgDecl);
+  # ARG
+  fromBase @12 :Text;
+  # FROM: base as written
+  stageName @13 :Text;
+  # FROM: lowercase stage name, empty when unnamed
+  fromPlatform @14 :Text;
+  # FROM --platform as written
+  mounts @15 :List(Text);
+  # RUN --mount values as written
+  network @16 :Text;
+  # RUN --network: "", default, none, host
+  security @17 :Text;
+  # RUN --security: "", sandbox, insecure
+  heredocSources @18 :List(HeredocSource);
+  # COPY/ADD sources given as heredocs
+  dest @19 :Text;
+  copyFrom @20 :Text;
+  # COPY --from
+  chown @21 :Text;
+  chmod @22 :Text;
+  checksum @23 :Text;
+  # ADD --checksum
+  link @24 :Bool;
+  parents @25 :Bool;
+  keepGitDir @26 :Bool;
+  excludes @27 :List(Text);
+  healthTest @28 :List(Text);
+  # HEALTHCHECK test as in the image config
+  intervalNs @29 :Int64;
+  timeoutNs @30 :Int64;
+  startPeriodNs @31 :Int64;
+  startIntervalNs @32 :Int64;
+  retries @33 :Int32;
+  onbuildExpression @34 :Text;
+  # ONBUILD: the trigger as stored in the image config
+  sub @35 :List(Instruction);
+  # ONBUILD: the trigger's parsed form as its only element; empty otherwise. A
+  # list, not a struct field: the codec's schema walk reads unset struct fields
+  # as their defaults, so a struct that contains itself would never end.
+}
+
+struct Heredoc {
+  # A RUN/CMD/ENTRYPOINT heredoc (dockerfile::Heredoc).
+  name @0 :Text;
+  content @1 :Data;
+  expand @2 :Bool;
+  chomp @3 :Bool;
+  fd @4 :Int32;
+}
+
+struct KeyValue {
+  # One ENV or LABEL pair (dockerfile::KeyValue).
+  key @0 :Text;
+  value @1 :Text;
+  legacy @2 :Bool;
+}
+
+struct ArgDecl {
+  # One ARG declaration (dockerfile::ArgDecl).
+  name @0 :Text;
+  hasDefault @1 :Bool;
+  defaultValue @2 :Text;
+  # as written (quotes kept), meaningful when hasDefault
+}
+
+struct HeredocSource {
+  # A COPY/ADD source given as a heredoc (dockerfile::HeredocSource).
+  name @0 :Text;
+  data @1 :Data;
+  expand @2 :Bool;
 }
 
 struct StageJob {
@@ -98,6 +180,15 @@ struct StageJob {
   leaseEpoch @6 :UInt64;
   # a result carrying an older epoch is stale and ignored
   buildArgs @7 :List(Flag);
+
+  # Appended.
+  targetPlatform @8 :Common.Platform;
+  # the platform the stage is built for (TARGETPLATFORM)
+  stageIndex @9 :UInt32;
+  env @10 :List(Flag);
+  # ENV from the Dockerfile, in order (FROM <stage> inherits)
+  dependsOn @11 :List(Text);
+  # job ids, base first
 }
 
 struct Layer {

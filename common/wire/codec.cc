@@ -75,8 +75,13 @@ Expected<void> CheckVersion(std::uint32_t peer) {
 void WalkValue(const capnp::DynamicValue::Reader& value);
 
 void WalkStruct(const capnp::DynamicStruct::Reader& s) {
-  for (auto field : s.getSchema().getNonUnionFields()) WalkValue(s.get(field));
-  KJ_IF_MAYBE(active, s.which()) { WalkValue(s.get(*active)); }
+  // Unset fields are skipped: an unset struct field reads as its default, so
+  // walking it would recurse forever through a struct that contains itself.
+  for (auto field : s.getSchema().getNonUnionFields())
+    if (s.has(field)) WalkValue(s.get(field));
+  KJ_IF_MAYBE(active, s.which()) {
+    if (s.has(*active)) WalkValue(s.get(*active));
+  }
 }
 
 void WalkValue(const capnp::DynamicValue::Reader& value) {

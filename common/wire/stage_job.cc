@@ -1,0 +1,804 @@
+#include "common/wire/stage_job.h"
+
+#include <limits>
+#include <memory>
+
+#include <capnp/message.h>
+#include <kj/string.h>
+
+#include "common/oci/digest.h"
+#include "schemas/common.capnp.h"
+#include "schemas/scheduler.capnp.h"
+
+namespace manifold::wire {
+namespace {
+
+using dockerfile::Cmd;
+
+constexpr Cmd kAllCmds[] = {
+    Cmd::kFrom,  Cmd::kRun,     Cmd::kCmd,    Cmd::kEntrypoint, Cmd::kShell,   Cmd::kHealthcheck,
+    Cmd::kCopy,  Cmd::kAdd,     Cmd::kEnv,    Cmd::kLabel,      Cmd::kArg,     Cmd::kExpose,
+    Cmd::kVolume, Cmd::kUser,   Cmd::kWorkdir, Cmd::kOnbuild,   Cmd::kStopsignal, Cmd::kMaintainer,
+};
+
+// ONBUILD triggers nest once (ONBUILD ONBUILD is refused by the parser).
+constexpr int kMaxSubDepth = 1;
+
+// ---------------------------------------------------------------- errors
+
+Error FieldError(const std::string& field, std::string what) {
+  return MakeError(ErrorKind::kInvalidInput, "wire.field", field + ": " + std::move(what));
+}
+
+Error LimitError(const std::string& field, std::size_t got, std::size_t max) {
+  return MakeError(ErrorKind::kInvalidInput, "wire.limit",
+                   field + ": " + std::to_string(got) + " exceeds the limit of " +
+                       std::to_string(max));
+}
+
+Expected<void> CheckId(const std::string& field, std::string_view id) {
+  if (IsValidWireId(id)) return Ok();
+  std::string shown(id.substr(0, 80));
+  for (char& c : shown)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  return MakeError(ErrorKind::kSecurity, "wire.id",
+                   field + ": \"" + shown + "\" is not a valid id ([A-Za-z0-9_-]{1,64})");
+}
+
+Expected<void> CheckText(const std::string& field, std::size_t size) {
+  if (size > kMaxTextBytes) return LimitError(field, size, kMaxTextBytes);
+  return Ok();
+}
+
+Expected<void> CheckList(const std::string& field, std::size_t size,
+                         std::size_t max = kMaxListEntries) {
+  if (size > max) return LimitError(field, size, max);
+  return Ok();
+}
+
+Expected<oci::Platform> CheckPlatform(const std::string& field, const oci::Platform& p) {
+  std::string spec = p.os + "/" + p.architecture;
+  if (!p.variant.empty()) spec += "/" + p.variant;
+  auto parsed = oci::ParsePlatform(spec);
+  if (!parsed.ok())
+    return MakeError(ErrorKind::kInvalidInput, "wire.platform",
+                     field + ": " + parsed.error().message);
+  return std::move(parsed).value();
+}
+
+Expected<oci::Digest> CheckDigest(const std::string& field, std::string_view s) {
+  auto parsed = oci::ParseDigest(s);
+  if (!parsed.ok())
+    return MakeError(ErrorKind::kInvalidInput, "wire.digest",
+                     field + ": " + parsed.error().message);
+  return std::move(parsed).value();
+}
+
+std::string Idx(const std::string& field, std::size_t i) {
+  return field + "[" + std::to_string(i) + "]";
+}
+
+// ---------------------------------------------------------------- writing
+
+kj::StringPtr Kj(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
+
+capnp::Data::Reader KjData(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+Expected<void> FillTexts(const std::string& field, const std::vector<std::string>& in,
+                         capnp::List<capnp::Text>::Builder out) {
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    MF_TRY_VOID(CheckText(Idx(field, i), in[i].size()));
+    out.set(static_cast<unsigned>(i), Kj(in[i]));
+  }
+  return Ok();
+}
+
+void SetDigest(schema::Digest::Builder b, const oci::Digest& d) {
+  b.setAlgorithm(Kj(d.algorithm));
+  b.setEncoded(Kj(d.hex));
+}
+
+void SetPlatform(schema::Platform::Builder b, const oci::Platform& p) {
+  b.setOs(Kj(p.os));
+  b.setArchitecture(Kj(p.architecture));
+  b.setVariant(Kj(p.variant));
+}
+
+Expected<std::uint32_t> ToU32(const std::string& field, long long v) {
+  if (v < 0 || v > std::numeric_limits<std::uint32_t>::max())
+    return FieldError(field, "out of range: " + std::to_string(v));
+  return static_cast<std::uint32_t>(v);
+}
+
+// Every text field of an Instruction, with its wire name, for bounds checks.
+Expected<void> CheckInstructionTexts(const std::string& at, const dockerfile::Instruction& in) {
+  const std::pair<const char*, const std::string*> texts[] = {
+      {"original", &in.original}, {"fromBase", &in.base},      {"stageName", &in.stage_name},
+      {"fromPlatform", &in.platform}, {"network", &in.network}, {"security", &in.security},
+      {"dest", &in.dest},         {"copyFrom", &in.from},      {"chown", &in.chown},
+      {"chmod", &in.chmod},       {"checksum", &in.checksum},
+      {"onbuildExpression", &in.onbuild_expression},
+  };
+  for (const auto& [name, s] : texts) MF_TRY_VOID(CheckText(at + "." + name, s->size()));
+  return Ok();
+}
+
+Expected<void> WriteInstruction(const std::string& at, const dockerfile::Instruction& in,
+                                std::uint32_t index, const std::string& cache_key, int depth,
+                                schema::Instruction::Builder b) {
+  b.setIndex(index);
+  MF_TRY(line, ToU32(at + ".line", in.line));
+  MF_TRY(end_line, ToU32(at + ".endLine", in.end_line));
+  b.setLine(line);
+  b.setEndLine(end_line);
+  b.setCommand(dockerfile::CmdName(in.cmd));
+  MF_TRY_VOID(CheckInstructionTexts(at, in));
+  b.setOriginal(Kj(in.original));
+
+  MF_TRY_VOID(CheckList(at + ".args", in.args.size()));
+  MF_TRY_VOID(FillTexts(at + ".args", in.args, b.initArgs(static_cast<unsigned>(in.args.size()))));
+  b.setPrependShell(in.prepend_shell);
+
+  MF_TRY_VOID(CheckList(at + ".heredocs", in.files.size()));
+  auto heredocs = b.initHeredocs(static_cast<unsigned>(in.files.size()));
+  for (std::size_t i = 0; i < in.files.size(); ++i) {
+    const auto& h = in.files[i];
+    const std::string hat = Idx(at + ".heredocs", i);
+    MF_TRY_VOID(CheckText(hat + ".name", h.name.size()));
+    MF_TRY_VOID(CheckText(hat + ".content", h.content.size()));
+    auto hb = heredocs[static_cast<unsigned>(i)];
+    hb.setName(Kj(h.name));
+    hb.setContent(KjData(h.content));
+    hb.setExpand(h.expand);
+    hb.setChomp(h.chomp);
+    hb.setFd(h.fd);
+  }
+
+  MF_TRY_VOID(CheckList(at + ".keyValues", in.kvs.size()));
+  auto kvs = b.initKeyValues(static_cast<unsigned>(in.kvs.size()));
+  for (std::size_t i = 0; i < in.kvs.size(); ++i) {
+    const auto& kv = in.kvs[i];
+    const std::string kat = Idx(at + ".keyValues", i);
+    MF_TRY_VOID(CheckText(kat + ".key", kv.key.size()));
+    MF_TRY_VOID(CheckText(kat + ".value", kv.value.size()));
+    auto kb = kvs[static_cast<unsigned>(i)];
+    kb.setKey(Kj(kv.key));
+    kb.setValue(Kj(kv.value));
+    kb.setLegacy(kv.legacy);
+  }
+
+  MF_TRY_VOID(CheckList(at + ".argDecls", in.arg_decls.size()));
+  auto decls = b.initArgDecls(static_cast<unsigned>(in.arg_decls.size()));
+  for (std::size_t i = 0; i < in.arg_decls.size(); ++i) {
+    const auto& d = in.arg_decls[i];
+    const std::string dat = Idx(at + ".argDecls", i);
+    MF_TRY_VOID(CheckText(dat + ".name", d.name.size()));
+    auto db = decls[static_cast<unsigned>(i)];
+    db.setName(Kj(d.name));
+    db.setHasDefault(d.value.has_value());
+    if (d.value) {
+      MF_TRY_VOID(CheckText(dat + ".defaultValue", d.value->size()));
+      db.setDefaultValue(Kj(*d.value));
+    }
+  }
+
+  b.setFromBase(Kj(in.base));
+  b.setStageName(Kj(in.stage_name));
+  b.setFromPlatform(Kj(in.platform));
+
+  MF_TRY_VOID(CheckList(at + ".mounts", in.mounts.size()));
+  MF_TRY_VOID(FillTexts(at + ".mounts", in.mounts,
+                        b.initMounts(static_cast<unsigned>(in.mounts.size()))));
+  b.setNetwork(Kj(in.network));
+  b.setSecurity(Kj(in.security));
+
+  MF_TRY_VOID(CheckList(at + ".heredocSources", in.heredoc_sources.size()));
+  auto sources = b.initHeredocSources(static_cast<unsigned>(in.heredoc_sources.size()));
+  for (std::size_t i = 0; i < in.heredoc_sources.size(); ++i) {
+    const auto& h = in.heredoc_sources[i];
+    const std::string sat = Idx(at + ".heredocSources", i);
+    MF_TRY_VOID(CheckText(sat + ".name", h.name.size()));
+    MF_TRY_VOID(CheckText(sat + ".data", h.data.size()));
+    auto sb = sources[static_cast<unsigned>(i)];
+    sb.setName(Kj(h.name));
+    sb.setData(KjData(h.data));
+    sb.setExpand(h.expand);
+  }
+  b.setDest(Kj(in.dest));
+  b.setCopyFrom(Kj(in.from));
+  b.setChown(Kj(in.chown));
+  b.setChmod(Kj(in.chmod));
+  b.setChecksum(Kj(in.checksum));
+  b.setLink(in.link);
+  b.setParents(in.parents);
+  b.setKeepGitDir(in.keep_git_dir);
+  MF_TRY_VOID(CheckList(at + ".excludes", in.excludes.size()));
+  MF_TRY_VOID(FillTexts(at + ".excludes", in.excludes,
+                        b.initExcludes(static_cast<unsigned>(in.excludes.size()))));
+
+  MF_TRY_VOID(CheckList(at + ".healthTest", in.health_test.size()));
+  MF_TRY_VOID(FillTexts(at + ".healthTest", in.health_test,
+                        b.initHealthTest(static_cast<unsigned>(in.health_test.size()))));
+  b.setIntervalNs(in.interval_ns);
+  b.setTimeoutNs(in.timeout_ns);
+  b.setStartPeriodNs(in.start_period_ns);
+  b.setStartIntervalNs(in.start_interval_ns);
+  b.setRetries(in.retries);
+
+  b.setOnbuildExpression(Kj(in.onbuild_expression));
+  if (in.sub) {
+    if (depth >= kMaxSubDepth) return FieldError(at + ".sub", "ONBUILD triggers nest too deep");
+    MF_TRY_VOID(WriteInstruction(at + ".sub", *in.sub, 0, "", depth + 1, b.initSub(1)[0]));
+  }
+
+  if (!cache_key.empty()) {
+    MF_TRY(d, CheckDigest(at + ".cacheKey", cache_key));
+    SetDigest(b.initCacheKey(), d);
+  }
+  return Ok();
+}
+
+// ---------------------------------------------------------------- reading
+
+Expected<std::string> ReadText(const std::string& field, capnp::Text::Reader t) {
+  MF_TRY_VOID(CheckText(field, t.size()));
+  return std::string(t.begin(), t.size());
+}
+
+Expected<std::string> ReadData(const std::string& field, capnp::Data::Reader d) {
+  MF_TRY_VOID(CheckText(field, d.size()));
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+Expected<std::vector<std::string>> ReadTexts(const std::string& field,
+                                             capnp::List<capnp::Text>::Reader list,
+                                             std::size_t max = kMaxListEntries) {
+  MF_TRY_VOID(CheckList(field, list.size(), max));
+  std::vector<std::string> out;
+  out.reserve(list.size());
+  for (unsigned i = 0; i < list.size(); ++i) {
+    MF_TRY(s, ReadText(Idx(field, i), list[i]));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Expected<oci::Platform> ReadPlatform(const std::string& field, bool present,
+                                     schema::Platform::Reader r) {
+  if (!present) return MakeError(ErrorKind::kInvalidInput, "wire.platform", field + ": missing");
+  oci::Platform p;
+  MF_TRY(os, ReadText(field + ".os", r.getOs()));
+  MF_TRY(arch, ReadText(field + ".architecture", r.getArchitecture()));
+  MF_TRY(variant, ReadText(field + ".variant", r.getVariant()));
+  p.os = std::move(os);
+  p.architecture = std::move(arch);
+  p.variant = std::move(variant);
+  return CheckPlatform(field, p);
+}
+
+// "" when unset; else the validated "algorithm:encoded".
+Expected<std::string> ReadDigest(const std::string& field, bool present,
+                                 schema::Digest::Reader r) {
+  if (!present) return std::string();
+  MF_TRY(alg, ReadText(field + ".algorithm", r.getAlgorithm()));
+  MF_TRY(enc, ReadText(field + ".encoded", r.getEncoded()));
+  MF_TRY(d, CheckDigest(field, alg + ":" + enc));
+  return d.ToString();
+}
+
+Expected<Cmd> ReadCmd(const std::string& field, capnp::Text::Reader t) {
+  std::string_view name(t.begin(), t.size());
+  for (Cmd c : kAllCmds)
+    if (name == dockerfile::CmdName(c)) return c;
+  std::string shown(name.substr(0, 32));
+  return FieldError(field, "unknown instruction \"" + shown + "\"");
+}
+
+Expected<dockerfile::Instruction> ReadInstruction(const std::string& at,
+                                                  schema::Instruction::Reader r, int depth) {
+  dockerfile::Instruction in;
+  MF_TRY(cmd, ReadCmd(at + ".command", r.getCommand()));
+  in.cmd = cmd;
+  constexpr auto kIntMax = static_cast<std::uint32_t>(std::numeric_limits<int>::max());
+  if (r.getLine() > kIntMax) return FieldError(at + ".line", "out of range");
+  if (r.getEndLine() > kIntMax) return FieldError(at + ".endLine", "out of range");
+  in.line = static_cast<int>(r.getLine());
+  in.end_line = static_cast<int>(r.getEndLine());
+  MF_TRY(original, ReadText(at + ".original", r.getOriginal()));
+  in.original = std::move(original);
+  MF_TRY(args, ReadTexts(at + ".args", r.getArgs()));
+  in.args = std::move(args);
+  in.prepend_shell = r.getPrependShell();
+
+  auto heredocs = r.getHeredocs();
+  MF_TRY_VOID(CheckList(at + ".heredocs", heredocs.size()));
+  for (unsigned i = 0; i < heredocs.size(); ++i) {
+    auto h = heredocs[i];
+    const std::string hat = Idx(at + ".heredocs", i);
+    dockerfile::Heredoc out;
+    MF_TRY(name, ReadText(hat + ".name", h.getName()));
+    MF_TRY(content, ReadData(hat + ".content", h.getContent()));
+    out.name = std::move(name);
+    out.content = std::move(content);
+    out.expand = h.getExpand();
+    out.chomp = h.getChomp();
+    out.fd = h.getFd();
+    if (out.fd < 0) return FieldError(hat + ".fd", "negative file descriptor");
+    in.files.push_back(std::move(out));
+  }
+
+  auto kvs = r.getKeyValues();
+  MF_TRY_VOID(CheckList(at + ".keyValues", kvs.size()));
+  for (unsigned i = 0; i < kvs.size(); ++i) {
+    const std::string kat = Idx(at + ".keyValues", i);
+    dockerfile::KeyValue kv;
+    MF_TRY(key, ReadText(kat + ".key", kvs[i].getKey()));
+    MF_TRY(value, ReadText(kat + ".value", kvs[i].getValue()));
+    kv.key = std::move(key);
+    kv.value = std::move(value);
+    kv.legacy = kvs[i].getLegacy();
+    in.kvs.push_back(std::move(kv));
+  }
+
+  auto decls = r.getArgDecls();
+  MF_TRY_VOID(CheckList(at + ".argDecls", decls.size()));
+  for (unsigned i = 0; i < decls.size(); ++i) {
+    const std::string dat = Idx(at + ".argDecls", i);
+    dockerfile::ArgDecl d;
+    MF_TRY(name, ReadText(dat + ".name", decls[i].getName()));
+    d.name = std::move(name);
+    if (decls[i].getHasDefault()) {
+      MF_TRY(value, ReadText(dat + ".defaultValue", decls[i].getDefaultValue()));
+      d.value = std::move(value);
+    }
+    in.arg_decls.push_back(std::move(d));
+  }
+
+  MF_TRY(base, ReadText(at + ".fromBase", r.getFromBase()));
+  MF_TRY(stage_name, ReadText(at + ".stageName", r.getStageName()));
+  MF_TRY(platform, ReadText(at + ".fromPlatform", r.getFromPlatform()));
+  in.base = std::move(base);
+  in.stage_name = std::move(stage_name);
+  in.platform = std::move(platform);
+
+  MF_TRY(mounts, ReadTexts(at + ".mounts", r.getMounts()));
+  MF_TRY(network, ReadText(at + ".network", r.getNetwork()));
+  MF_TRY(security, ReadText(at + ".security", r.getSecurity()));
+  in.mounts = std::move(mounts);
+  in.network = std::move(network);
+  in.security = std::move(security);
+
+  auto sources = r.getHeredocSources();
+  MF_TRY_VOID(CheckList(at + ".heredocSources", sources.size()));
+  for (unsigned i = 0; i < sources.size(); ++i) {
+    const std::string sat = Idx(at + ".heredocSources", i);
+    dockerfile::HeredocSource s;
+    MF_TRY(name, ReadText(sat + ".name", sources[i].getName()));
+    MF_TRY(data, ReadData(sat + ".data", sources[i].getData()));
+    s.name = std::move(name);
+    s.data = std::move(data);
+    s.expand = sources[i].getExpand();
+    in.heredoc_sources.push_back(std::move(s));
+  }
+  MF_TRY(dest, ReadText(at + ".dest", r.getDest()));
+  MF_TRY(from, ReadText(at + ".copyFrom", r.getCopyFrom()));
+  MF_TRY(chown, ReadText(at + ".chown", r.getChown()));
+  MF_TRY(chmod, ReadText(at + ".chmod", r.getChmod()));
+  MF_TRY(checksum, ReadText(at + ".checksum", r.getChecksum()));
+  in.dest = std::move(dest);
+  in.from = std::move(from);
+  in.chown = std::move(chown);
+  in.chmod = std::move(chmod);
+  in.checksum = std::move(checksum);
+  in.link = r.getLink();
+  in.parents = r.getParents();
+  in.keep_git_dir = r.getKeepGitDir();
+  MF_TRY(excludes, ReadTexts(at + ".excludes", r.getExcludes()));
+  in.excludes = std::move(excludes);
+
+  MF_TRY(health_test, ReadTexts(at + ".healthTest", r.getHealthTest()));
+  in.health_test = std::move(health_test);
+  in.interval_ns = r.getIntervalNs();
+  in.timeout_ns = r.getTimeoutNs();
+  in.start_period_ns = r.getStartPeriodNs();
+  in.start_interval_ns = r.getStartIntervalNs();
+  in.retries = r.getRetries();
+
+  MF_TRY(onbuild, ReadText(at + ".onbuildExpression", r.getOnbuildExpression()));
+  in.onbuild_expression = std::move(onbuild);
+  auto subs = r.getSub();
+  if (subs.size() > 1) return FieldError(at + ".sub", "more than one trigger");
+  if (subs.size() == 1) {
+    if (depth >= kMaxSubDepth) return FieldError(at + ".sub", "ONBUILD triggers nest too deep");
+    MF_TRY(sub, ReadInstruction(at + ".sub", subs[0], depth + 1));
+    in.sub = std::make_shared<const dockerfile::Instruction>(std::move(sub));
+  }
+  return in;
+}
+
+// ---------------------------------------------------------------- errors on the wire
+
+Expected<void> WriteError(const std::string& at, const Error& e, schema::Error::Builder b) {
+  b.setKind(static_cast<schema::ErrorKind>(static_cast<std::uint16_t>(e.kind)));
+  MF_TRY_VOID(CheckText(at + ".code", e.code.size()));
+  MF_TRY_VOID(CheckText(at + ".message", e.message.size()));
+  MF_TRY_VOID(CheckText(at + ".detail", e.detail.size()));
+  b.setCode(Kj(e.code));
+  b.setMessage(Kj(e.message));
+  b.setDetail(Kj(e.detail));
+  MF_TRY_VOID(CheckList(at + ".context", e.context.size()));
+  MF_TRY_VOID(FillTexts(at + ".context", e.context,
+                        b.initContext(static_cast<unsigned>(e.context.size()))));
+  if (e.where) {
+    MF_TRY_VOID(CheckText(at + ".where.file", e.where->file.size()));
+    MF_TRY(line, ToU32(at + ".where.line", e.where->line));
+    MF_TRY(column, ToU32(at + ".where.column", e.where->column));
+    MF_TRY(end_line, ToU32(at + ".where.endLine", e.where->end_line));
+    auto w = b.initWhere();
+    w.setFile(Kj(e.where->file));
+    w.setLine(line);
+    w.setColumn(column);
+    w.setEndLine(end_line);
+  }
+  return Ok();
+}
+
+ErrorKind KindFromWire(schema::ErrorKind k) {
+  switch (k) {
+    case schema::ErrorKind::INVALID_INPUT: return ErrorKind::kInvalidInput;
+    case schema::ErrorKind::INTEGRITY: return ErrorKind::kIntegrity;
+    case schema::ErrorKind::SECURITY: return ErrorKind::kSecurity;
+    case schema::ErrorKind::TRANSIENT: return ErrorKind::kTransient;
+    case schema::ErrorKind::DISCONNECTED: return ErrorKind::kDisconnected;
+    case schema::ErrorKind::RESOURCE_EXHAUSTED: return ErrorKind::kResourceExhausted;
+    case schema::ErrorKind::UNIMPLEMENTED: return ErrorKind::kUnimplemented;
+    case schema::ErrorKind::INTERNAL: return ErrorKind::kInternal;
+  }
+  return ErrorKind::kInternal;  // a kind added by a newer peer
+}
+
+// Fills `e` (Expected<Error> would be ambiguous: an Error is also its error type).
+Expected<void> ReadError(const std::string& at, schema::Error::Reader r, Error& e) {
+  e.kind = KindFromWire(r.getKind());
+  MF_TRY(code, ReadText(at + ".code", r.getCode()));
+  MF_TRY(message, ReadText(at + ".message", r.getMessage()));
+  MF_TRY(detail, ReadText(at + ".detail", r.getDetail()));
+  MF_TRY(context, ReadTexts(at + ".context", r.getContext()));
+  e.code = std::move(code);
+  e.message = std::move(message);
+  e.detail = std::move(detail);
+  e.context = std::move(context);
+  if (r.hasWhere()) {
+    auto w = r.getWhere();
+    constexpr auto kIntMax = static_cast<std::uint32_t>(std::numeric_limits<int>::max());
+    if (w.getLine() > kIntMax || w.getColumn() > kIntMax || w.getEndLine() > kIntMax)
+      return FieldError(at + ".where", "out of range");
+    MF_TRY(file, ReadText(at + ".where.file", w.getFile()));
+    e.where = SourceRange{std::move(file), static_cast<int>(w.getLine()),
+                          static_cast<int>(w.getColumn()), static_cast<int>(w.getEndLine())};
+  }
+  return Ok();
+}
+
+Expected<void> WriteLayer(const std::string& at, const LayerData& l, schema::Layer::Builder b) {
+  MF_TRY_VOID(CheckText(at + ".mediaType", l.media_type.size()));
+  if (l.media_type.empty()) return FieldError(at + ".mediaType", "empty");
+  MF_TRY(digest, CheckDigest(at + ".digest", l.digest));
+  MF_TRY(diff_id, CheckDigest(at + ".diffId", l.diff_id));
+  auto d = b.initDescriptor();
+  d.setMediaType(Kj(l.media_type));
+  d.setSize(l.size);
+  SetDigest(d.initDigest(), digest);
+  SetDigest(b.initDiffId(), diff_id);
+  return Ok();
+}
+
+Expected<LayerData> ReadLayer(const std::string& at, schema::Layer::Reader r) {
+  if (!r.hasDescriptor()) return FieldError(at + ".descriptor", "missing");
+  auto d = r.getDescriptor();
+  LayerData l;
+  MF_TRY(media_type, ReadText(at + ".mediaType", d.getMediaType()));
+  if (media_type.empty()) return FieldError(at + ".mediaType", "empty");
+  MF_TRY(digest, ReadDigest(at + ".digest", d.hasDigest(), d.getDigest()));
+  MF_TRY(diff_id, ReadDigest(at + ".diffId", r.hasDiffId(), r.getDiffId()));
+  if (digest.empty()) return MakeError(ErrorKind::kInvalidInput, "wire.digest", at + ".digest: missing");
+  if (diff_id.empty()) return MakeError(ErrorKind::kInvalidInput, "wire.digest", at + ".diffId: missing");
+  l.media_type = std::move(media_type);
+  l.digest = std::move(digest);
+  l.diff_id = std::move(diff_id);
+  l.size = d.getSize();
+  return l;
+}
+
+}  // namespace
+
+bool IsValidWireId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- StageJob
+
+Expected<std::string> EncodeStageJob(const StageJobData& job) {
+  MF_TRY_VOID(CheckId("StageJob.buildId", job.build_id));
+  MF_TRY_VOID(CheckId("StageJob.jobId", job.job_id));
+  MF_TRY_VOID(CheckText("StageJob.stage", job.stage.size()));
+  if (job.stage.empty()) return FieldError("StageJob.stage", "empty");
+  MF_TRY(platform, CheckPlatform("StageJob.platform", job.platform));
+  MF_TRY(target, CheckPlatform("StageJob.targetPlatform", job.target_platform));
+  MF_TRY(stage_index, ToU32("StageJob.stageIndex", job.stage_index));
+  MF_TRY_VOID(CheckList("StageJob.instructions", job.instructions.size(), kMaxJobInstructions));
+  MF_TRY_VOID(CheckList("StageJob.dependsOn", job.depends_on.size()));
+  MF_TRY_VOID(CheckList("StageJob.buildArgs", job.args.size()));
+  MF_TRY_VOID(CheckList("StageJob.env", job.env.size()));
+  if (!job.cache_keys.empty() && job.cache_keys.size() != job.instructions.size())
+    return FieldError("StageJob.instructions.cacheKey",
+                      std::to_string(job.cache_keys.size()) + " keys for " +
+                          std::to_string(job.instructions.size()) + " instructions");
+
+  OutgoingMessage<schema::StageJob> out;
+  auto b = out.Body();
+  b.setBuildId(Kj(job.build_id));
+  b.setJobId(Kj(job.job_id));
+  b.setStage(Kj(job.stage));
+  b.setStageIndex(stage_index);
+  SetPlatform(b.initPlatform(), platform);
+  SetPlatform(b.initTargetPlatform(), target);
+  b.setLeaseEpoch(job.lease_epoch);
+
+  auto base = b.initBase();
+  if (!job.base_job.empty()) {
+    if (!job.base.empty())
+      return FieldError("StageJob.base", "both an image and a stage are set");
+    if (!job.base_manifest_digest.empty())
+      return FieldError("StageJob.base", "a stage base has no manifest digest");
+    MF_TRY_VOID(CheckId("StageJob.base.stage", job.base_job));
+    base.setStage(Kj(job.base_job));
+  } else if (job.base == "scratch") {
+    if (!job.base_manifest_digest.empty())
+      return FieldError("StageJob.base", "scratch has no manifest digest");
+    base.setScratch();
+  } else if (!job.base.empty()) {
+    MF_TRY_VOID(CheckText("StageJob.base.image.reference", job.base.size()));
+    auto image = base.initImage();
+    image.setReference(Kj(job.base));
+    if (!job.base_manifest_digest.empty()) {
+      MF_TRY(d, CheckDigest("StageJob.base.image.manifestDigest", job.base_manifest_digest));
+      SetDigest(image.initManifestDigest(), d);
+    }
+  } else {
+    return FieldError("StageJob.base", "neither an image nor a stage is set");
+  }
+
+  auto deps = b.initDependsOn(static_cast<unsigned>(job.depends_on.size()));
+  for (std::size_t i = 0; i < job.depends_on.size(); ++i) {
+    MF_TRY_VOID(CheckId(Idx("StageJob.dependsOn", i), job.depends_on[i]));
+    deps.set(static_cast<unsigned>(i), Kj(job.depends_on[i]));
+  }
+
+  auto instructions = b.initInstructions(static_cast<unsigned>(job.instructions.size()));
+  static const std::string kNoKey;
+  for (std::size_t i = 0; i < job.instructions.size(); ++i) {
+    MF_TRY_VOID(WriteInstruction(Idx("StageJob.instructions", i), job.instructions[i],
+                                 static_cast<std::uint32_t>(i),
+                                 job.cache_keys.empty() ? kNoKey : job.cache_keys[i], 0,
+                                 instructions[static_cast<unsigned>(i)]));
+  }
+
+  auto args = b.initBuildArgs(static_cast<unsigned>(job.args.size()));
+  unsigned ai = 0;
+  for (const auto& [name, value] : job.args) {
+    const std::string at = Idx("StageJob.buildArgs", ai);
+    MF_TRY_VOID(CheckText(at + ".name", name.size()));
+    MF_TRY_VOID(CheckText(at + ".value", value.size()));
+    args[ai].setName(Kj(name));
+    args[ai].setValue(Kj(value));
+    ++ai;
+  }
+  auto env = b.initEnv(static_cast<unsigned>(job.env.size()));
+  for (std::size_t i = 0; i < job.env.size(); ++i) {
+    const std::string at = Idx("StageJob.env", i);
+    MF_TRY_VOID(CheckText(at + ".name", job.env[i].first.size()));
+    MF_TRY_VOID(CheckText(at + ".value", job.env[i].second.size()));
+    env[static_cast<unsigned>(i)].setName(Kj(job.env[i].first));
+    env[static_cast<unsigned>(i)].setValue(Kj(job.env[i].second));
+  }
+
+  std::string bytes = out.Encode();
+  if (bytes.size() > kMaxMessageBytes)
+    return LimitError("StageJob (bytes)", bytes.size(), kMaxMessageBytes);
+  return bytes;
+}
+
+Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(decoded, Decode<schema::StageJob>(bytes, limits));
+  auto r = decoded.Body();
+  StageJobData job;
+
+  MF_TRY(build_id, ReadText("StageJob.buildId", r.getBuildId()));
+  MF_TRY_VOID(CheckId("StageJob.buildId", build_id));
+  MF_TRY(job_id, ReadText("StageJob.jobId", r.getJobId()));
+  MF_TRY_VOID(CheckId("StageJob.jobId", job_id));
+  job.build_id = std::move(build_id);
+  job.job_id = std::move(job_id);
+
+  MF_TRY(stage, ReadText("StageJob.stage", r.getStage()));
+  if (stage.empty()) return FieldError("StageJob.stage", "empty");
+  job.stage = std::move(stage);
+  if (r.getStageIndex() > static_cast<std::uint32_t>(std::numeric_limits<int>::max()))
+    return FieldError("StageJob.stageIndex", "out of range");
+  job.stage_index = static_cast<int>(r.getStageIndex());
+
+  MF_TRY(platform, ReadPlatform("StageJob.platform", r.hasPlatform(), r.getPlatform()));
+  MF_TRY(target, ReadPlatform("StageJob.targetPlatform", r.hasTargetPlatform(),
+                              r.getTargetPlatform()));
+  job.platform = std::move(platform);
+  job.target_platform = std::move(target);
+  job.lease_epoch = r.getLeaseEpoch();
+
+  if (!r.hasBase()) return FieldError("StageJob.base", "missing");
+  auto base = r.getBase();
+  switch (base.which()) {
+    case schema::BaseImage::SCRATCH:
+      job.base = "scratch";
+      break;
+    case schema::BaseImage::IMAGE: {
+      auto image = base.getImage();
+      MF_TRY(ref, ReadText("StageJob.base.image.reference", image.getReference()));
+      if (ref.empty()) return FieldError("StageJob.base.image.reference", "empty");
+      MF_TRY(digest, ReadDigest("StageJob.base.image.manifestDigest", image.hasManifestDigest(),
+                                image.getManifestDigest()));
+      job.base = std::move(ref);
+      job.base_manifest_digest = std::move(digest);
+      break;
+    }
+    case schema::BaseImage::STAGE: {
+      MF_TRY(base_job, ReadText("StageJob.base.stage", base.getStage()));
+      MF_TRY_VOID(CheckId("StageJob.base.stage", base_job));
+      job.base_job = std::move(base_job);
+      break;
+    }
+    default:
+      return FieldError("StageJob.base", "unknown kind of base");
+  }
+
+  MF_TRY(deps, ReadTexts("StageJob.dependsOn", r.getDependsOn()));
+  for (std::size_t i = 0; i < deps.size(); ++i)
+    MF_TRY_VOID(CheckId(Idx("StageJob.dependsOn", i), deps[i]));
+  job.depends_on = std::move(deps);
+
+  auto instructions = r.getInstructions();
+  MF_TRY_VOID(CheckList("StageJob.instructions", instructions.size(), kMaxJobInstructions));
+  job.instructions.reserve(instructions.size());
+  std::vector<std::string> keys(instructions.size());
+  bool any_key = false;
+  for (unsigned i = 0; i < instructions.size(); ++i) {
+    const std::string at = Idx("StageJob.instructions", i);
+    auto ir = instructions[i];
+    if (ir.getIndex() != i)
+      return FieldError(at + ".index", "is " + std::to_string(ir.getIndex()));
+    MF_TRY(in, ReadInstruction(at, ir, 0));
+    MF_TRY(key, ReadDigest(at + ".cacheKey", ir.hasCacheKey(), ir.getCacheKey()));
+    any_key = any_key || !key.empty();
+    keys[i] = std::move(key);
+    job.instructions.push_back(std::move(in));
+  }
+  if (any_key) job.cache_keys = std::move(keys);
+
+  auto args = r.getBuildArgs();
+  MF_TRY_VOID(CheckList("StageJob.buildArgs", args.size()));
+  for (unsigned i = 0; i < args.size(); ++i) {
+    const std::string at = Idx("StageJob.buildArgs", i);
+    MF_TRY(name, ReadText(at + ".name", args[i].getName()));
+    MF_TRY(value, ReadText(at + ".value", args[i].getValue()));
+    if (name.empty()) return FieldError(at + ".name", "empty");
+    if (!job.args.emplace(std::move(name), std::move(value)).second)
+      return FieldError(at + ".name", "duplicate");
+  }
+  auto env = r.getEnv();
+  MF_TRY_VOID(CheckList("StageJob.env", env.size()));
+  for (unsigned i = 0; i < env.size(); ++i) {
+    const std::string at = Idx("StageJob.env", i);
+    MF_TRY(name, ReadText(at + ".name", env[i].getName()));
+    MF_TRY(value, ReadText(at + ".value", env[i].getValue()));
+    job.env.emplace_back(std::move(name), std::move(value));
+  }
+  return job;
+}
+
+// ---------------------------------------------------------------- StageResult
+
+Expected<std::string> EncodeStageResult(const StageResultData& result) {
+  MF_TRY_VOID(CheckId("StageResult.jobId", result.job_id));
+  MF_TRY_VOID(CheckList("StageResult.layers", result.layers.size()));
+  MF_TRY_VOID(CheckList("StageResult.steps", result.steps.size(), kMaxJobInstructions));
+  if (result.config_digest.empty() && !result.error)
+    return FieldError("StageResult.configDigest", "missing on a successful result");
+
+  OutgoingMessage<schema::StageResult> out;
+  auto b = out.Body();
+  b.setJobId(Kj(result.job_id));
+  b.setLeaseEpoch(result.lease_epoch);
+  auto layers = b.initLayers(static_cast<unsigned>(result.layers.size()));
+  for (std::size_t i = 0; i < result.layers.size(); ++i)
+    MF_TRY_VOID(WriteLayer(Idx("StageResult.layers", i), result.layers[i],
+                           layers[static_cast<unsigned>(i)]));
+  auto steps = b.initSteps(static_cast<unsigned>(result.steps.size()));
+  for (std::size_t i = 0; i < result.steps.size(); ++i) {
+    const std::string at = Idx("StageResult.steps", i);
+    const auto& s = result.steps[i];
+    auto sb = steps[static_cast<unsigned>(i)];
+    sb.setIndex(s.index);
+    sb.setCached(s.cached);
+    sb.setDurationMs(s.duration_ms);
+    if (!s.cache_key.empty()) {
+      MF_TRY(d, CheckDigest(at + ".cacheKey", s.cache_key));
+      SetDigest(sb.initCacheKey(), d);
+    }
+    if (s.layer) MF_TRY_VOID(WriteLayer(at + ".layer", *s.layer, sb.initLayer()));
+  }
+  if (!result.config_digest.empty()) {
+    MF_TRY(d, CheckDigest("StageResult.configDigest", result.config_digest));
+    SetDigest(b.initConfigDigest(), d);
+  }
+  if (result.error) MF_TRY_VOID(WriteError("StageResult.error", *result.error, b.initError()));
+
+  std::string bytes = out.Encode();
+  if (bytes.size() > kMaxMessageBytes)
+    return LimitError("StageResult (bytes)", bytes.size(), kMaxMessageBytes);
+  return bytes;
+}
+
+Expected<StageResultData> DecodeStageResult(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(decoded, Decode<schema::StageResult>(bytes, limits));
+  auto r = decoded.Body();
+  StageResultData result;
+  MF_TRY(job_id, ReadText("StageResult.jobId", r.getJobId()));
+  MF_TRY_VOID(CheckId("StageResult.jobId", job_id));
+  result.job_id = std::move(job_id);
+  result.lease_epoch = r.getLeaseEpoch();
+
+  auto layers = r.getLayers();
+  MF_TRY_VOID(CheckList("StageResult.layers", layers.size()));
+  for (unsigned i = 0; i < layers.size(); ++i) {
+    MF_TRY(l, ReadLayer(Idx("StageResult.layers", i), layers[i]));
+    result.layers.push_back(std::move(l));
+  }
+  auto steps = r.getSteps();
+  MF_TRY_VOID(CheckList("StageResult.steps", steps.size(), kMaxJobInstructions));
+  for (unsigned i = 0; i < steps.size(); ++i) {
+    const std::string at = Idx("StageResult.steps", i);
+    auto sr = steps[i];
+    StepResultData s;
+    s.index = sr.getIndex();
+    s.cached = sr.getCached();
+    s.duration_ms = sr.getDurationMs();
+    MF_TRY(key, ReadDigest(at + ".cacheKey", sr.hasCacheKey(), sr.getCacheKey()));
+    s.cache_key = std::move(key);
+    if (sr.hasLayer()) {
+      MF_TRY(l, ReadLayer(at + ".layer", sr.getLayer()));
+      s.layer = std::move(l);
+    }
+    result.steps.push_back(std::move(s));
+  }
+  MF_TRY(config, ReadDigest("StageResult.configDigest", r.hasConfigDigest(), r.getConfigDigest()));
+  result.config_digest = std::move(config);
+  if (r.hasError()) {
+    Error e;
+    MF_TRY_VOID(ReadError("StageResult.error", r.getError(), e));
+    result.error = std::move(e);
+  }
+  if (result.config_digest.empty() && !result.error)
+    return MakeError(ErrorKind::kInvalidInput, "wire.digest",
+                     "StageResult.configDigest: missing on a successful result");
+  return result;
+}
+
+}  // namespace manifold::wire

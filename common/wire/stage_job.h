@@ -1,0 +1,98 @@
+// StageJob and StageResult messages (schemas/scheduler.capnp) to and from
+// plain C++ types. The capnp readers stay in here: callers see StageJobData and
+// StageResultData, validated at decode (STYLE.md principle 3, RELIABILITY A7,
+// A10): ids match [A-Za-z0-9_-]{1,64} (kSecurity "wire.id"), platforms parse
+// with oci::ParsePlatform, digests with oci::ParseDigest, lists and texts are
+// bounded, and the codec enforces size, traversal, nesting and protocol version.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/base/error.h"
+#include "common/base/expected.h"
+#include "common/dockerfile/instruction.h"
+#include "common/oci/platform.h"
+#include "common/wire/codec.h"
+
+namespace manifold::wire {
+
+/// Bounds applied on both encode and decode.
+inline constexpr std::size_t kMaxJobInstructions = 10'000;
+inline constexpr std::size_t kMaxListEntries = 10'000;  ///< any other list
+inline constexpr std::size_t kMaxTextBytes = 1u << 20;  ///< any one text or data field
+
+/// One stage for one platform, as the worker needs it (plan::Job's fields plus
+/// the build id, the lease epoch and the planned step keys). Built from a
+/// plan::Job by plan::MakeStageJobData (coordinator/plan/job_message.h).
+struct StageJobData {
+  std::string build_id;  ///< [A-Za-z0-9_-]{1,64}
+  std::string job_id;    ///< [A-Za-z0-9_-]{1,64}
+  int stage_index = 0;
+  std::string stage;               ///< display name
+  oci::Platform platform;          ///< where the steps run
+  oci::Platform target_platform;   ///< what the stage is built for
+  std::string base;                ///< image reference or "scratch"; empty when base_job is set
+  std::string base_job;            ///< job id when FROM names a stage
+  std::string base_manifest_digest;  ///< optional "sha256:...", resolved for `platform`
+  std::vector<std::string> depends_on;  ///< job ids, base first
+  std::vector<dockerfile::Instruction> instructions;  ///< expanded, every field carried
+  std::map<std::string, std::string> args;            ///< ARG values in scope
+  std::vector<std::pair<std::string, std::string>> env;  ///< ENV in order
+  std::uint64_t lease_epoch = 0;
+  /// Planned step keys: empty, or one per instruction ("" = not planned), each
+  /// "sha256:<hex>". Decodes as empty when no instruction carries a key.
+  std::vector<std::string> cache_keys;
+};
+
+/// One layer: compressed blob descriptor plus the uncompressed tar's digest.
+struct LayerData {
+  std::string media_type;
+  std::string digest;   ///< "sha256:<hex>"
+  std::string diff_id;  ///< "sha256:<hex>"
+  std::uint64_t size = 0;
+};
+
+struct StepResultData {
+  std::uint32_t index = 0;
+  std::string cache_key;  ///< "" or "sha256:<hex>"
+  bool cached = false;
+  std::optional<LayerData> layer;  ///< unset for metadata-only steps
+  std::uint64_t duration_ms = 0;
+};
+
+struct StageResultData {
+  std::string job_id;
+  std::uint64_t lease_epoch = 0;
+  std::vector<LayerData> layers;  ///< full chain, base layers first
+  std::vector<StepResultData> steps;
+  std::string config_digest;  ///< "sha256:<hex>"; may be empty only when `error` is set
+  std::optional<Error> error;  ///< set when the job failed
+};
+
+/// Envelope(StageJob) bytes. Refuses (kInvalidInput, kSecurity for ids) what
+/// DecodeStageJob would refuse, so a peer never gets a message it must drop.
+Expected<std::string> EncodeStageJob(const StageJobData& job);
+
+/// Errors: the codec's ("wire.too_large", "wire.malformed", "wire.version",
+/// "wire.limit", "wire.unexpected_type"), kSecurity "wire.id" for a bad id,
+/// kInvalidInput "wire.platform" / "wire.digest" / "wire.limit" / "wire.field"
+/// with the offending field named in the message ("StageJob.platform: ...").
+Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits& limits = {});
+
+/// Same rules. An Error's kind round-trips; an unknown kind from a newer peer
+/// decodes as kInternal rather than losing the failure.
+Expected<std::string> EncodeStageResult(const StageResultData& result);
+Expected<StageResultData> DecodeStageResult(std::string_view bytes,
+                                            const DecodeLimits& limits = {});
+
+/// [A-Za-z0-9_-]{1,64}.
+bool IsValidWireId(std::string_view id);
+
+}  // namespace manifold::wire
