@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <csignal>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -299,6 +301,48 @@ TEST(LocalBlobStoreTest, OpenSweepsCrashLeftoversButNotLiveIngests) {
   EXPECT_TRUE(Names(dir.path() + "/ingest").empty());
   ::close(ready[0]);
   ::close(go[1]);
+}
+
+// RELIABILITY F1: a writer killed with SIGKILL halfway through a blob leaves a
+// temp file but never a visible blob; the next Open sweeps the temp.
+TEST(LocalBlobStoreTest, SigkillMidIngestLeavesNoVisibleBlobAndIsSwept) {
+  TempDir dir;
+  std::string content(1 << 20, 'k');
+  const std::string digest = DigestOf(content);
+  { auto first = OpenStore(dir.path()); }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    auto store = LocalBlobStore::Open(dir.path());
+    if (!store.ok()) ::_exit(10);
+    auto writer = (*store)->BeginIngest(digest, content.size());
+    if (!writer.ok() || !(*writer)->Write(std::string_view(content).substr(0, content.size() / 2)).ok())
+      ::_exit(11);
+    if (::write(ready[1], "r", 1) != 1) ::_exit(12);
+    for (;;) ::pause();  // killed here, mid-blob
+  }
+  ::close(ready[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  ::close(ready[0]);
+
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->swept_at_open(), 1u);
+  EXPECT_TRUE(Names(dir.path() + "/ingest").empty());
+  EXPECT_FALSE(*store->Has(digest));
+  EXPECT_TRUE(Names(dir.path() + "/blobs/sha256").empty());
+  // The same blob ingests cleanly afterwards.
+  auto writer = store->BeginIngest(digest, content.size());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Write(content).ok());
+  EXPECT_EQ(*(*writer)->Commit(), digest);
 }
 
 TEST(LocalBlobStoreTest, SweepLeavesStrangersAlone) {
