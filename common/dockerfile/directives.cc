@@ -1,5 +1,7 @@
 #include "common/dockerfile/directives.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 
 namespace manifold::dockerfile {
@@ -39,7 +41,7 @@ Expected<void> DirectiveParser::ParseLine(std::string_view line, int line_number
     done_ = true;
     return Ok();
   }
-  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  key = AsciiLower(key);
   if (key != "syntax" && key != "escape" && key != "check") {
     done_ = true;
     return Ok();

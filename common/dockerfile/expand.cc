@@ -1,5 +1,7 @@
 #include "common/dockerfile/expand.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 #include <vector>
 
@@ -33,7 +35,7 @@ bool ValidSignal(std::string s) {
       if (!std::isdigit(static_cast<unsigned char>(c))) return false;
     return s.size() <= 2 && std::stoi(s) >= 1 && std::stoi(s) <= 64;
   }
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  s = AsciiUpper(s);
   if (s.rfind("SIG", 0) == 0) s = s.substr(3);
   static const char* const kNames[] = {
       "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
@@ -224,7 +226,7 @@ Expected<void> ValidateExpanded(const Instruction& in, const Dockerfile& df) {
         if (!ValidPort(port, true)) return fail("dockerfile.expose", "invalid containerPort: " + port);
         if (slash != std::string::npos) {
           std::string proto = p.substr(slash + 1);
-          for (char& c : proto) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          proto = AsciiLower(proto);
           if (proto != "tcp" && proto != "udp" && proto != "sctp")
             return fail("dockerfile.expose", "invalid proto: " + p.substr(slash + 1));
         }

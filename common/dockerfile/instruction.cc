@@ -1,5 +1,7 @@
 #include "common/dockerfile/instruction.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 #include <map>
 
@@ -80,8 +82,7 @@ class Flags {
         case kBool: {
           if (has_value && value.empty())
             return Err("dockerfile.flag.value", "missing a value on flag: " + name);
-          std::string lower;
-          for (char c : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          std::string lower = AsciiLower(value);
           if (lower == "true" || lower.empty()) bools_[name] = true;
           else if (lower == "false") bools_[name] = false;
           else
@@ -133,11 +134,6 @@ bool ValidStageName(const std::string& s) {
   return true;
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 Error AtLeastOne(const char* name) { return Err("dockerfile.args", std::string(name) + " requires at least one argument"); }
 Error ExactlyOne(const char* name) { return Err("dockerfile.args", std::string(name) + " requires exactly one argument"); }
 
@@ -154,8 +150,7 @@ Expected<void> ParseInterval(const std::string& flag, const std::string& value, 
 
 Expected<void> ParseHealthcheck(const Node& node, Instruction* in) {
   if (node.args.empty()) return AtLeastOne("HEALTHCHECK");
-  std::string typ;
-  for (char c : node.args[0]) typ += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string typ = AsciiUpper(node.args[0]);
   std::vector<std::string> rest(node.args.begin() + 1, node.args.end());
   if (typ == "NONE") {
     if (!rest.empty()) return Err("dockerfile.healthcheck", "HEALTHCHECK NONE takes no arguments");
@@ -292,8 +287,8 @@ Expected<void> ParseBody(const Node& node, const SyntaxTree& tree, Instruction* 
     flags.Add("platform", Flags::kString);
     MF_TRY_VOID(flags.Parse());
     const auto& a = node.args;
-    if (a.size() == 3 && Lower(a[1]) == "as") {
-      in->stage_name = Lower(a[2]);
+    if (a.size() == 3 && AsciiLower(a[1]) == "as") {
+      in->stage_name = AsciiLower(a[2]);
       if (!ValidStageName(in->stage_name))
         return Err("dockerfile.from.name", "invalid name for build stage: \"" + a[2] +
                                                "\", name can't start with a number or contain symbols");

@@ -1,5 +1,7 @@
 #include "common/dockerfile/mount.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -9,11 +11,6 @@ namespace manifold::dockerfile {
 namespace {
 
 Error Err(const std::string& msg) { return MakeError(ErrorKind::kInvalidInput, "dockerfile.mount", msg); }
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // strconv.ParseBool
 std::optional<bool> ParseBool(const std::string& v) {
@@ -103,7 +100,7 @@ Expected<MountSpec> ParseMount(const std::string& spec, const WordExpander* expa
   bool mode_set = false, uid_set = false, gid_set = false;
   for (const auto& field : fields) {
     size_t eq = field.find('=');
-    std::string key = Lower(field.substr(0, eq));
+    std::string key = AsciiLower(field.substr(0, eq));
     std::string value = eq == std::string::npos ? "" : field.substr(eq + 1);
     if (eq == std::string::npos) {
       if (key == "readonly" || key == "ro") {
@@ -140,7 +137,7 @@ Expected<MountSpec> ParseMount(const std::string& spec, const WordExpander* expa
       continue;
     }
     if (key == "type") {
-      std::string t = Lower(value);
+      std::string t = AsciiLower(value);
       if (t != "bind" && t != "cache" && t != "tmpfs" && t != "secret" && t != "ssh")
         return Err("unsupported mount type \"" + value + "\"");
       m.type = t;
@@ -170,7 +167,7 @@ Expected<MountSpec> ParseMount(const std::string& spec, const WordExpander* expa
       m.id = value;
     } else if (key == "sharing") {
       if (m.type != "cache") return Err("invalid cache sharing set for " + m.type + " mount");
-      m.sharing = Lower(value);
+      m.sharing = AsciiLower(value);
       if (m.sharing != "shared" && m.sharing != "private" && m.sharing != "locked")
         return Err("unrecognized sharing parameter: " + m.sharing);
     } else if (key == "mode" || key == "uid" || key == "gid") {

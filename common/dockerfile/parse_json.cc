@@ -1,5 +1,7 @@
 #include "common/dockerfile/parse_json.h"
 
+#include "common/base/ascii.h"
+
 #include <nlohmann/json.hpp>
 
 namespace manifold::dockerfile {
@@ -71,12 +73,10 @@ std::string SyntaxTreeToText(const SyntaxTree& tree) {
   for (const auto& [k, v] : tree.directives) out += "# " + k + "=" + v + "\n";
   for (const auto& w : tree.warnings) out += "warning: line " + std::to_string(w.line) + ": " + w.message + "\n";
   for (const auto& n : tree.nodes) {
-    std::string kw;
-    for (char c : n.cmd) kw += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    std::string kw = AsciiUpper(n.cmd);
     out += std::to_string(n.line) + ": " + kw + Words(n);
     if (n.sub) {
-      std::string skw;
-      for (char c : n.sub->cmd) skw += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      std::string skw = AsciiUpper(n.sub->cmd);
       out += " " + skw + Words(*n.sub);
     }
     out += "\n";

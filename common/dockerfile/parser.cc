@@ -1,5 +1,7 @@
 #include "common/dockerfile/parser.h"
 
+#include "common/base/ascii.h"
+
 #include <nlohmann/json.hpp>
 
 #include "common/dockerfile/directives.h"
@@ -325,16 +327,10 @@ bool IsKnown(const std::string& cmd) {
   return false;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 ArgResult NodeFromLine(std::string_view line, char escape, Node* node) {
   auto cmdline = SplitWs(TrimSpace(line), 2);
   node->keyword = cmdline[0];
-  node->cmd = Lower(cmdline[0]);
+  node->cmd = AsciiLower(cmdline[0]);
   node->original = std::string(line);
   std::string rest;
   if (cmdline.size() == 2) rest = ExtractFlags(cmdline[1], &node->flags);

@@ -1,5 +1,7 @@
 #include "common/dockerfile/stage_graph.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 #include <functional>
 
@@ -18,8 +20,7 @@ Expected<std::optional<int>> ResolveStageRef(const Dockerfile& df, const std::st
                        "invalid stage index " + ref);
     return std::optional<int>(idx);
   }
-  std::string lower;
-  for (char c : ref) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = AsciiLower(ref);
   auto it = df.stage_by_name.find(lower);
   if (it != df.stage_by_name.end()) return std::optional<int>(it->second);
   return std::optional<int>();
@@ -27,8 +28,7 @@ Expected<std::optional<int>> ResolveStageRef(const Dockerfile& df, const std::st
 
 Expected<int> ResolveTarget(const Dockerfile& df, const std::string& target) {
   if (target.empty()) return static_cast<int>(df.stages.size()) - 1;
-  std::string lower;
-  for (char c : target) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = AsciiLower(target);
   auto it = df.stage_by_name.find(lower);
   if (it != df.stage_by_name.end()) return it->second;
   return MakeError(ErrorKind::kInvalidInput, "dockerfile.target",

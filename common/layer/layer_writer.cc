@@ -1,5 +1,7 @@
 #include "common/layer/layer_writer.h"
 
+#include "common/oci/media_types.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,13 +15,13 @@ namespace manifold::layer {
 std::string_view LayerMediaType(Compression compression) {
   switch (compression) {
     case Compression::kNone:
-      return kMediaTypeLayerTar;
+      return oci::kOciLayer;
     case Compression::kGzip:
-      return kMediaTypeLayerGzip;
+      return oci::kOciLayerGzip;
     case Compression::kZstd:
-      return kMediaTypeLayerZstd;
+      return oci::kOciLayerZstd;
   }
-  return kMediaTypeLayerTar;
+  return oci::kOciLayer;
 }
 
 Expected<void> HashingSink::Write(std::string_view data) {

@@ -18,12 +18,6 @@
 
 namespace manifold::layer {
 
-inline constexpr std::string_view kMediaTypeLayerTar = "application/vnd.oci.image.layer.v1.tar";
-inline constexpr std::string_view kMediaTypeLayerGzip =
-    "application/vnd.oci.image.layer.v1.tar+gzip";
-inline constexpr std::string_view kMediaTypeLayerZstd =
-    "application/vnd.oci.image.layer.v1.tar+zstd";
-
 /// The OCI layer media type for a compression.
 std::string_view LayerMediaType(Compression compression);
 

@@ -1,5 +1,7 @@
 #include "common/oci/platform.h"
 
+#include "common/base/ascii.h"
+
 #include <sys/utsname.h>
 
 #include <cctype>
@@ -18,12 +20,6 @@ bool ValidPart(std::string_view s) {
   for (char c : s)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') return false;
   return s != "." && s != "..";
-}
-
-std::string Lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
 }
 
 void Normalize(Platform* p) {
@@ -64,7 +60,7 @@ Expected<Platform> ParsePlatform(std::string_view spec) {
   size_t start = 0;
   for (;;) {
     size_t slash = spec.find('/', start);
-    parts.push_back(Lower(spec.substr(start, slash == std::string_view::npos ? slash : slash - start)));
+    parts.push_back(AsciiLower(spec.substr(start, slash == std::string_view::npos ? slash : slash - start)));
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }

@@ -1,5 +1,7 @@
 #include "coordinator/plan/plan.h"
 
+#include "common/base/ascii.h"
+
 #include <algorithm>
 #include <set>
 
@@ -93,8 +95,7 @@ class PlatformPlanner {
         return SourceError(df_.file, df_.lines, st.from.line, 0, "dockerfile.from.empty",
                            "base name (" + st.from.base + ") should not be blank");
       bases_[static_cast<size_t>(st.index)] = base->word;
-      std::string lower = base->word;
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string lower = AsciiLower(base->word);
       auto named = df_.stage_by_name.find(lower);
       if (named != df_.stage_by_name.end()) from_parent_[static_cast<size_t>(st.index)] = named->second;
       oci::Platform exec = target_;

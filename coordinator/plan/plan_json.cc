@@ -1,6 +1,8 @@
 // JSON and text renderings of a plan (`manifold plan`).
 #include <nlohmann/json.hpp>
 
+#include "common/base/ascii.h"
+
 #include "coordinator/plan/plan.h"
 
 namespace manifold::plan {
@@ -10,12 +12,6 @@ namespace {
 using dockerfile::Cmd;
 using dockerfile::Instruction;
 using nlohmann::ordered_json;
-
-std::string Lower(const char* s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
 
 std::string Duration(int64_t ns) {
   if (ns % 1000000000 == 0) return std::to_string(ns / 1000000000) + "s";
@@ -94,7 +90,7 @@ ordered_json Args(const Instruction& in) {
 
 ordered_json InstructionJson(const Instruction& in) {
   ordered_json j;
-  j["cmd"] = Lower(dockerfile::CmdName(in.cmd));
+  j["cmd"] = AsciiLower(dockerfile::CmdName(in.cmd));
   j["line"] = in.line;
   j["flags"] = Flags(in);
   j["args"] = Args(in);
