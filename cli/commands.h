@@ -11,6 +11,7 @@ namespace manifold::cli {
 void AddParseCommand(CLI::App& app, int* exit_code);
 void AddPlanCommand(CLI::App& app, int* exit_code);
 void AddImageCommands(CLI::App& app, int* exit_code);
+void AddBuildCommand(CLI::App& app, int* exit_code);
 
 /// Prints an error as `error: <message>` plus its detail lines, to stderr.
 void PrintError(const Error& e);

@@ -189,6 +189,29 @@ struct StageJob {
   # ENV from the Dockerfile, in order (FROM <stage> inherits)
   dependsOn @11 :List(Text);
   # job ids, base first
+  inputs @12 :List(Flag);
+  # what `FROM <stage>`, `COPY --from` and `RUN --mount=from=` name: name = the
+  # reference as written (the base stage's job id for FROM), value =
+  # "stage:<config digest>" of the finished upstream job or
+  # "image:<manifest digest>" resolved for this job's platform
+  options @13 :JobOptions;
+}
+
+struct JobOptions {
+  # Build-level settings the worker needs. Never secrets: those travel in the
+  # build session, never in a job message.
+  noCache @0 :Bool;
+  # execute every step; results are still recorded
+  hasSourceDateEpoch @1 :Bool;
+  sourceDateEpoch @2 :Int64;
+  allowInsecure @3 :Bool;
+  # the build granted `security.insecure`
+  volumes @4 :List(Text);
+  # buildah-style HOST:CTR[:ro] bind mounts for every RUN
+  compression @5 :Text;
+  # "gzip", "zstd", "none"
+  secretIds @6 :List(Text);
+  # ids the session can provide (contents never travel here)
 }
 
 struct Layer {
@@ -218,4 +241,29 @@ struct StageResult {
   # image config of the stage's result
   error @5 :Common.Error;
   # set when the job failed; the coordinator decides on retries from error.kind
+}
+
+enum ProgressKind {
+  start @0;
+  output @1;
+  cached @2;
+  done @3;
+  info @4;
+}
+
+struct Progress {
+  # Worker -> coordinator while a job runs.
+  jobId @0 :Text;
+  leaseEpoch @1 :UInt64;
+  step @2 :Int32;
+  # instruction index, -1 for the job itself
+  kind @3 :ProgressKind;
+  text @4 :Data;
+  # step title (start), output bytes (output), message (info)
+  durationMs @5 :UInt64;
+}
+
+struct Shutdown {
+  # Coordinator -> worker: stop after the current job.
+  reason @0 :Text;
 }

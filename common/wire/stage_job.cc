@@ -526,6 +526,20 @@ bool IsValidWireId(std::string_view id) {
 
 // ---------------------------------------------------------------- StageJob
 
+static Expected<void> CheckInputValue(const std::string& field, const std::string& value) {
+  std::string_view v = value;
+  if (v.starts_with("stage:")) v.remove_prefix(6);
+  else if (v.starts_with("image:")) v.remove_prefix(6);
+  else return FieldError(field, "must start with \"stage:\" or \"image:\"");
+  MF_TRY_VOID(CheckDigest(field, v));
+  return Ok();
+}
+
+static Expected<void> CheckCompression(const std::string& c) {
+  if (c == "gzip" || c == "zstd" || c == "none") return Ok();
+  return FieldError("StageJob.options.compression", "unknown compression \"" + c.substr(0, 32) + "\"");
+}
+
 Expected<std::string> EncodeStageJob(const StageJobData& job) {
   MF_TRY_VOID(CheckId("StageJob.buildId", job.build_id));
   MF_TRY_VOID(CheckId("StageJob.jobId", job.job_id));
@@ -610,6 +624,28 @@ Expected<std::string> EncodeStageJob(const StageJobData& job) {
     env[static_cast<unsigned>(i)].setName(Kj(job.env[i].first));
     env[static_cast<unsigned>(i)].setValue(Kj(job.env[i].second));
   }
+  MF_TRY_VOID(CheckList("StageJob.inputs", job.inputs.size()));
+  auto inputs = b.initInputs(static_cast<unsigned>(job.inputs.size()));
+  for (std::size_t i = 0; i < job.inputs.size(); ++i) {
+    const std::string at = Idx("StageJob.inputs", i);
+    const auto& [name, value] = job.inputs[i];
+    if (name.empty()) return FieldError(at + ".name", "empty");
+    MF_TRY_VOID(CheckText(at + ".name", name.size()));
+    MF_TRY_VOID(CheckInputValue(at + ".value", value));
+    inputs[static_cast<unsigned>(i)].setName(Kj(name));
+    inputs[static_cast<unsigned>(i)].setValue(Kj(value));
+  }
+  auto o = b.initOptions();
+  o.setNoCache(job.options.no_cache);
+  o.setHasSourceDateEpoch(job.options.source_date_epoch.has_value());
+  o.setSourceDateEpoch(job.options.source_date_epoch.value_or(0));
+  o.setAllowInsecure(job.options.allow_insecure);
+  MF_TRY_VOID(FillTexts("StageJob.options.volumes", job.options.volumes, o.initVolumes(
+      static_cast<unsigned>(job.options.volumes.size()))));
+  MF_TRY_VOID(CheckCompression(job.options.compression));
+  o.setCompression(Kj(job.options.compression));
+  MF_TRY_VOID(FillTexts("StageJob.options.secretIds", job.options.secret_ids,
+                        o.initSecretIds(static_cast<unsigned>(job.options.secret_ids.size()))));
 
   std::string bytes = out.Encode();
   if (bytes.size() > kMaxMessageBytes)
@@ -710,6 +746,34 @@ Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits
     MF_TRY(value, ReadText(at + ".value", env[i].getValue()));
     job.env.emplace_back(std::move(name), std::move(value));
   }
+  auto inputs = r.getInputs();
+  MF_TRY_VOID(CheckList("StageJob.inputs", inputs.size()));
+  for (unsigned i = 0; i < inputs.size(); ++i) {
+    const std::string at = Idx("StageJob.inputs", i);
+    MF_TRY(name, ReadText(at + ".name", inputs[i].getName()));
+    MF_TRY(value, ReadText(at + ".value", inputs[i].getValue()));
+    if (name.empty()) return FieldError(at + ".name", "empty");
+    MF_TRY_VOID(CheckInputValue(at + ".value", value));
+    job.inputs.emplace_back(std::move(name), std::move(value));
+  }
+  if (r.hasOptions()) {
+    auto o = r.getOptions();
+    job.options.no_cache = o.getNoCache();
+    if (o.getHasSourceDateEpoch()) {
+      if (o.getSourceDateEpoch() < 0)
+        return FieldError("StageJob.options.sourceDateEpoch", "negative");
+      job.options.source_date_epoch = o.getSourceDateEpoch();
+    }
+    job.options.allow_insecure = o.getAllowInsecure();
+    MF_TRY(volumes, ReadTexts("StageJob.options.volumes", o.getVolumes()));
+    job.options.volumes = std::move(volumes);
+    MF_TRY(compression, ReadText("StageJob.options.compression", o.getCompression()));
+    if (compression.empty()) compression = "gzip";
+    MF_TRY_VOID(CheckCompression(compression));
+    job.options.compression = std::move(compression);
+    MF_TRY(secret_ids, ReadTexts("StageJob.options.secretIds", o.getSecretIds()));
+    job.options.secret_ids = std::move(secret_ids);
+  }
   return job;
 }
 
@@ -799,6 +863,117 @@ Expected<StageResultData> DecodeStageResult(std::string_view bytes, const Decode
     return MakeError(ErrorKind::kInvalidInput, "wire.digest",
                      "StageResult.configDigest: missing on a successful result");
   return result;
+}
+
+// ---------------------------------------------------------------- Progress
+
+namespace {
+schema::ProgressKind KindToWire(ProgressData::Kind k) {
+  switch (k) {
+    case ProgressData::Kind::kStart: return schema::ProgressKind::START;
+    case ProgressData::Kind::kOutput: return schema::ProgressKind::OUTPUT;
+    case ProgressData::Kind::kCached: return schema::ProgressKind::CACHED;
+    case ProgressData::Kind::kDone: return schema::ProgressKind::DONE;
+    case ProgressData::Kind::kInfo: break;
+  }
+  return schema::ProgressKind::INFO;
+}
+}  // namespace
+
+Expected<std::string> EncodeProgress(const ProgressData& p) {
+  MF_TRY_VOID(CheckId("Progress.jobId", p.job_id));
+  MF_TRY_VOID(CheckText("Progress.text", p.text.size()));
+  OutgoingMessage<schema::Progress> out;
+  auto b = out.Body();
+  b.setJobId(Kj(p.job_id));
+  b.setLeaseEpoch(p.lease_epoch);
+  b.setStep(p.step);
+  b.setKind(KindToWire(p.kind));
+  b.setText(KjData(p.text));
+  b.setDurationMs(p.duration_ms);
+  return out.Encode();
+}
+
+Expected<ProgressData> DecodeProgress(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(decoded, Decode<schema::Progress>(bytes, limits));
+  auto r = decoded.Body();
+  ProgressData p;
+  MF_TRY(job_id, ReadText("Progress.jobId", r.getJobId()));
+  MF_TRY_VOID(CheckId("Progress.jobId", job_id));
+  p.job_id = std::move(job_id);
+  p.lease_epoch = r.getLeaseEpoch();
+  if (r.getStep() < -1) return FieldError("Progress.step", "out of range");
+  p.step = r.getStep();
+  switch (r.getKind()) {
+    case schema::ProgressKind::START: p.kind = ProgressData::Kind::kStart; break;
+    case schema::ProgressKind::OUTPUT: p.kind = ProgressData::Kind::kOutput; break;
+    case schema::ProgressKind::CACHED: p.kind = ProgressData::Kind::kCached; break;
+    case schema::ProgressKind::DONE: p.kind = ProgressData::Kind::kDone; break;
+    default: p.kind = ProgressData::Kind::kInfo; break;
+  }
+  MF_TRY(text, ReadData("Progress.text", r.getText()));
+  p.text = std::move(text);
+  p.duration_ms = r.getDurationMs();
+  return p;
+}
+
+// ---------------------------------------------------------------- Register
+
+Expected<std::string> EncodeWorkerHello(const WorkerHelloData& h) {
+  MF_TRY_VOID(CheckId("Register.workerId", h.worker_id));
+  MF_TRY_VOID(CheckText("Register.hostname", h.hostname.size()));
+  MF_TRY_VOID(CheckList("Register.platforms", h.platforms.size()));
+  OutgoingMessage<schema::Register> out;
+  auto b = out.Body();
+  b.setWorkerId(Kj(h.worker_id));
+  b.setHostname(Kj(h.hostname));
+  b.setSlots(h.slots);
+  b.setSoftwareVersion(Kj(h.software_version));
+  auto ps = b.initPlatforms(static_cast<unsigned>(h.platforms.size()));
+  for (std::size_t i = 0; i < h.platforms.size(); ++i) {
+    MF_TRY(p, CheckPlatform(Idx("Register.platforms", i), h.platforms[i].first));
+    SetPlatform(ps[static_cast<unsigned>(i)].initPlatform(), p);
+    ps[static_cast<unsigned>(i)].setEmulated(h.platforms[i].second);
+  }
+  return out.Encode();
+}
+
+Expected<WorkerHelloData> DecodeWorkerHello(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(decoded, Decode<schema::Register>(bytes, limits));
+  auto r = decoded.Body();
+  WorkerHelloData h;
+  MF_TRY(id, ReadText("Register.workerId", r.getWorkerId()));
+  MF_TRY_VOID(CheckId("Register.workerId", id));
+  h.worker_id = std::move(id);
+  MF_TRY(host, ReadText("Register.hostname", r.getHostname()));
+  h.hostname = std::move(host);
+  h.slots = r.getSlots();
+  MF_TRY(version, ReadText("Register.softwareVersion", r.getSoftwareVersion()));
+  h.software_version = std::move(version);
+  auto ps = r.getPlatforms();
+  MF_TRY_VOID(CheckList("Register.platforms", ps.size()));
+  for (unsigned i = 0; i < ps.size(); ++i) {
+    MF_TRY(p, ReadPlatform(Idx("Register.platforms", i), ps[i].hasPlatform(), ps[i].getPlatform()));
+    h.platforms.emplace_back(std::move(p), ps[i].getEmulated());
+  }
+  return h;
+}
+
+Expected<std::string> EncodeShutdown(const std::string& reason) {
+  MF_TRY_VOID(CheckText("Shutdown.reason", reason.size()));
+  OutgoingMessage<schema::Shutdown> out;
+  out.Body().setReason(Kj(reason));
+  return out.Encode();
+}
+
+Expected<MessageType> PeekMessageType(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(info, PeekEnvelope(bytes, limits));
+  if (info.body_type == capnp::typeId<schema::StageJob>()) return MessageType::kStageJob;
+  if (info.body_type == capnp::typeId<schema::StageResult>()) return MessageType::kStageResult;
+  if (info.body_type == capnp::typeId<schema::Progress>()) return MessageType::kProgress;
+  if (info.body_type == capnp::typeId<schema::Register>()) return MessageType::kWorkerHello;
+  if (info.body_type == capnp::typeId<schema::Shutdown>()) return MessageType::kShutdown;
+  return MessageType::kOther;
 }
 
 }  // namespace manifold::wire

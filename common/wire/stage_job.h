@@ -28,6 +28,18 @@ inline constexpr std::size_t kMaxJobInstructions = 10'000;
 inline constexpr std::size_t kMaxListEntries = 10'000;  ///< any other list
 inline constexpr std::size_t kMaxTextBytes = 1u << 20;  ///< any one text or data field
 
+/// Build-level settings carried by every job (schemas/scheduler.capnp
+/// JobOptions). Never secrets.
+struct JobOptions {
+  bool no_cache = false;
+  std::optional<std::int64_t> source_date_epoch;
+  bool allow_insecure = false;
+  std::vector<std::string> volumes;  ///< "HOST:CTR[:ro]"
+  std::string compression = "gzip";  ///< gzip, zstd, none
+  std::vector<std::string> secret_ids;
+  bool operator==(const JobOptions&) const = default;
+};
+
 /// One stage for one platform, as the worker needs it (plan::Job's fields plus
 /// the build id, the lease epoch and the planned step keys). Built from a
 /// plan::Job by plan::MakeStageJobData (coordinator/plan/job_message.h).
@@ -49,6 +61,10 @@ struct StageJobData {
   /// Planned step keys: empty, or one per instruction ("" = not planned), each
   /// "sha256:<hex>". Decodes as empty when no instruction carries a key.
   std::vector<std::string> cache_keys;
+  /// Resolved inputs: reference as written (or the base job id) ->
+  /// "stage:<config digest>" / "image:<manifest digest>".
+  std::vector<std::pair<std::string, std::string>> inputs;
+  JobOptions options;
 };
 
 /// One layer: compressed blob descriptor plus the uncompressed tar's digest.
@@ -91,6 +107,38 @@ Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits
 Expected<std::string> EncodeStageResult(const StageResultData& result);
 Expected<StageResultData> DecodeStageResult(std::string_view bytes,
                                             const DecodeLimits& limits = {});
+
+/// Progress of a running job (worker -> coordinator).
+struct ProgressData {
+  enum class Kind { kStart, kOutput, kCached, kDone, kInfo };
+  std::string job_id;
+  std::uint64_t lease_epoch = 0;
+  int step = -1;  ///< instruction index, -1 = the job
+  Kind kind = Kind::kInfo;
+  std::string text;
+  std::uint64_t duration_ms = 0;
+};
+Expected<std::string> EncodeProgress(const ProgressData& p);
+Expected<ProgressData> DecodeProgress(std::string_view bytes, const DecodeLimits& limits = {});
+
+/// A worker (or one of its job slots) announcing itself (schema Register).
+struct WorkerHelloData {
+  std::string worker_id;  ///< [A-Za-z0-9_-]{1,64}
+  std::string hostname;
+  std::vector<std::pair<oci::Platform, bool>> platforms;  ///< (platform, emulated), native first
+  std::uint32_t slots = 1;
+  std::string software_version;
+};
+Expected<std::string> EncodeWorkerHello(const WorkerHelloData& h);
+Expected<WorkerHelloData> DecodeWorkerHello(std::string_view bytes,
+                                            const DecodeLimits& limits = {});
+
+/// Coordinator -> worker: stop.
+Expected<std::string> EncodeShutdown(const std::string& reason);
+
+/// The body type of an envelope, to dispatch on: one of the k*Type constants.
+enum class MessageType { kStageJob, kStageResult, kProgress, kWorkerHello, kShutdown, kOther };
+Expected<MessageType> PeekMessageType(std::string_view bytes, const DecodeLimits& limits = {});
 
 /// [A-Za-z0-9_-]{1,64}.
 bool IsValidWireId(std::string_view id);

@@ -195,7 +195,7 @@ Expected<std::unique_ptr<RuncRuntime>> RuncRuntime::Create(RuncConfig config) {
   MF_TRY(native, DetectNativePlatform());
   const std::uint64_t nofile = AchievableNofile(config.policy.nofile_limit);
   if (nofile != config.policy.nofile_limit) {
-    MF_LOG_WARN(
+    MF_LOG_INFO(
         "executor: RLIMIT_NOFILE for steps lowered from {} to {} (no CAP_SYS_RESOURCE "
         "or fs.nr_open is lower)",
         config.policy.nofile_limit, nofile);

@@ -1,0 +1,906 @@
+#include "coordinator/build/builder.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <random>
+#include <set>
+#include <sstream>
+#include <utility>
+#include <zmq.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "common/base/log.h"
+#include "common/cache/cache_key.h"
+#include "common/cache/step_cache.h"
+#include "common/dockerfile/dockerignore.h"
+#include "common/dockerfile/instruction.h"
+#include "common/dockerfile/mount.h"
+#include "common/dockerfile/parser.h"
+#include "common/dockerfile/stage_graph.h"
+#include "common/image/image_store.h"
+#include "common/image/oci_layout.h"
+#include "common/image/unpack.h"
+#include "common/oci/index.h"
+#include "common/oci/manifest.h"
+#include "common/oci/media_types.h"
+#include "common/wire/stage_job.h"
+#include "coordinator/build/context_manifest.h"
+#include "coordinator/plan/job_message.h"
+#include "coordinator/plan/plan.h"
+#include "worker/build/session.h"
+#include "worker/build/worker_loop.h"
+#include "worker/executor/runc_runtime.h"
+#include "worker/platform/platform_detect.h"
+#include "worker/snapshot/snapshotter.h"
+
+namespace manifold::coordinator {
+namespace {
+
+using dockerfile::Cmd;
+using Clock = std::chrono::steady_clock;
+
+Error InvalidOutput(const std::string& spec, const std::string& why) {
+  return MakeError(ErrorKind::kInvalidInput, "cli.output",
+                   "invalid --output \"" + spec + "\": " + why);
+}
+
+std::map<std::string, std::string> ParseCsvKv(const std::string& spec) {
+  std::map<std::string, std::string> out;
+  auto fields = dockerfile::SplitCsv(spec);
+  if (!fields.ok()) return out;
+  for (const auto& f : *fields) {
+    auto eq = f.find('=');
+    if (eq == std::string::npos) out[f] = "";
+    else out[f.substr(0, eq)] = f.substr(eq + 1);
+  }
+  return out;
+}
+
+std::string RandomId() {
+  std::random_device rd;
+  std::uniform_int_distribution<int> d(0, 15);
+  std::string s;
+  for (int i = 0; i < 16; ++i) s += "0123456789abcdef"[d(rd)];
+  return s;
+}
+
+Expected<std::string> ReadWholeFile(const std::string& path, std::size_t max) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return MakeError(ErrorKind::kInvalidInput, "build.file",
+                     path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > max)
+    return MakeError(ErrorKind::kInvalidInput, "build.file",
+                     path + ": larger than " + std::to_string(max) + " bytes");
+  return s;
+}
+
+std::string PlatformDir(const oci::Platform& p) {
+  std::string s = p.os + "_" + p.architecture;
+  if (!p.variant.empty()) s += "_" + p.variant;
+  return s;
+}
+
+/// What one job of the plan needs and produced.
+struct JobState {
+  plan::Job job;
+  std::vector<std::string> keys;  ///< per instruction
+  std::string final_key;
+  std::string base_manifest;                 ///< image bases
+  std::map<std::string, std::string> image_inputs;  ///< ref -> "image:<digest>"
+  std::map<std::string, std::string> stage_inputs;  ///< ref -> job id
+  bool no_cache = false;
+  bool needed = false;
+  enum class Status { kPending, kRunning, kDone } status = Status::kPending;
+  bool cached_whole = false;
+  std::string config_digest;
+  std::vector<wire::LayerData> layers;
+  std::vector<bool> step_cached;
+  std::string slot;  ///< running on
+};
+
+/// Progress printer: plain text lines (auto/tty/plain) or JSON lines.
+class Printer {
+ public:
+  Printer(std::ostream& out, std::string mode) : out_(out), mode_(std::move(mode)) {}
+
+  void Step(const JobState& js, int step, const std::string& what, const std::string& text,
+            std::uint64_t ms) {
+    if (mode_ == "quiet") return;
+    std::string tag = Tag(js, step);
+    if (mode_ == "json") {
+      nlohmann::json j{{"job", js.job.id}, {"platform", js.job.target_platform.ToString()},
+                       {"stage", js.job.stage}, {"step", step}, {"event", what}};
+      if (!text.empty()) j["text"] = text;
+      if (what == "done") j["duration_ms"] = ms;
+      out_ << j.dump() << "\n";
+      out_.flush();
+      return;
+    }
+    if (what == "start") {
+      out_ << tag << " " << text << "\n";
+    } else if (what == "cached") {
+      out_ << tag << " CACHED " << text << "\n";
+    } else if (what == "done") {
+      std::ostringstream d;
+      d << std::fixed << std::setprecision(2) << static_cast<double>(ms) / 1000.0;
+      out_ << tag << " DONE " << d.str() << "s\n";
+    } else if (what == "output") {
+      std::string& buf = partial_[js.job.id];
+      buf += text;
+      std::size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        out_ << tag << " | " << buf.substr(0, nl) << "\n";
+        buf.erase(0, nl + 1);
+      }
+      if (buf.size() > 4096) {
+        out_ << tag << " | " << buf << "\n";
+        buf.clear();
+      }
+    } else {
+      out_ << tag << " " << text << "\n";
+    }
+    out_.flush();
+  }
+
+  void Line(const std::string& s) {
+    if (mode_ == "quiet") return;
+    if (mode_ == "json") {
+      out_ << nlohmann::json{{"event", "info"}, {"text", s}}.dump() << "\n";
+    } else {
+      out_ << s << "\n";
+    }
+    out_.flush();
+  }
+
+ private:
+  static std::string Tag(const JobState& js, int step) {
+    std::string t = "[" + js.job.target_platform.ToString() + " " + js.job.stage;
+    if (step >= 0)
+      t += " " + std::to_string(step + 1) + "/" + std::to_string(js.job.instructions.size());
+    return t + "]";
+  }
+  std::ostream& out_;
+  std::string mode_;
+  std::map<std::string, std::string> partial_;
+};
+
+class Build {
+ public:
+  Build(const BuildRequest& req, std::ostream& out)
+      : req_(req), printer_(out, req.progress == "auto" || req.progress == "tty" ? "plain"
+                                                                                 : req.progress) {}
+
+  Expected<BuildSummary> Run() {
+    auto t0 = Clock::now();
+    MF_TRY_VOID(Prepare());
+    MF_TRY_VOID(ComputeKeys());
+    MF_TRY_VOID(MarkCached());
+    MF_TRY_VOID(CheckPlatforms());
+    MF_TRY_VOID(Schedule());
+    MF_TRY(summary, Assemble());
+    MF_TRY_VOID(Export(summary));
+    summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return summary;
+  }
+
+ private:
+  // ------------------------------------------------------------ planning
+
+  Expected<void> Prepare() {
+    if (req_.state_dir.empty())
+      return MakeError(ErrorKind::kInvalidInput, "build.state", "no state directory");
+    for (const auto& a : req_.allow)
+      if (a != "security.insecure" && a != "network.host")
+        return MakeError(ErrorKind::kInvalidInput, "build.entitlement",
+                         "unknown entitlement \"" + a + "\" (known: security.insecure, network.host)");
+    struct stat st {};
+    if (::stat(req_.context_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return MakeError(ErrorKind::kInvalidInput, "context.missing",
+                       "build context \"" + req_.context_dir + "\" is not a directory");
+    char* real = ::realpath(req_.context_dir.c_str(), nullptr);
+    context_dir_ = real ? real : req_.context_dir;
+    std::free(real);
+    dockerfile_path_ = req_.dockerfile.empty() ? context_dir_ + "/Dockerfile" : req_.dockerfile;
+    std::string shown = req_.dockerfile.empty() ? "Dockerfile" : req_.dockerfile;
+    dockerfile::ParseLimits limits;
+    MF_TRY(content, ReadWholeFile(dockerfile_path_, limits.max_file_bytes));
+    MF_TRY(tree, dockerfile::Parse(content, shown, limits));
+    MF_TRY(df, dockerfile::ParseInstructions(tree));
+    df_ = std::move(df);
+    escape_ = tree.escape;
+
+    if (auto ignore_file = dockerfile::FindIgnoreFile(context_dir_, req_.dockerfile)) {
+      MF_TRY(text, ReadWholeFile(*ignore_file, 1 << 20));
+      MF_TRY(m, dockerfile::IgnoreMatcher::Parse(text, *ignore_file));
+      ignore_ = std::move(m);
+    }
+
+    plan::PlanOptions opts;
+    opts.build_platform = oci::NativePlatform();
+    opts.platforms = req_.platforms;
+    opts.target = req_.target;
+    opts.build_args = req_.build_args;
+    MF_TRY(p, plan::MakePlan(df_, escape_, opts));
+    plan_ = std::move(p);
+    for (const auto& w : plan_.warnings) printer_.Line("warning: " + w);
+
+    MF_TRY(store, image::ImageStore::Open(req_.state_dir));
+    store_ = std::move(store);
+    MF_TRY(cache, cache::StepCache::Open(req_.state_dir));
+    cache_.emplace(std::move(cache));
+
+    std::set<std::string> filter(req_.no_cache_filter.begin(), req_.no_cache_filter.end());
+    for (const auto& job : plan_.jobs) {
+      JobState js;
+      js.job = job;
+      js.no_cache = req_.no_cache || filter.count(job.stage) > 0;
+      index_[job.id] = jobs_.size();
+      jobs_.push_back(std::move(js));
+    }
+    for (auto& js : jobs_) MF_TRY_VOID(ResolveInputs(js));
+    return Ok();
+  }
+
+  /// The manifest digest of image `ref` for `platform`.
+  Expected<std::string> ResolveImage(const std::string& ref, const oci::Platform& platform) {
+    auto resolved = store_->Resolve(ref);
+    if (!resolved.ok()) {
+      if (resolved.error().code == "image.not_found" || resolved.error().code == "reference.invalid")
+        return MakeError(ErrorKind::kInvalidInput, "build.base.not_found",
+                         "image \"" + ref + "\" is not in the local image store (state " +
+                             req_.state_dir +
+                             "); add it with `manifold import` or `manifold load` (pulling from a "
+                             "registry is not supported yet)");
+      return std::move(resolved).error();
+    }
+    for (const auto& p : resolved->platforms)
+      if (p.manifest_desc.platform && oci::PlatformMatches(platform, *p.manifest_desc.platform))
+        return p.manifest_desc.digest.ToString();
+    // A single manifest without a platform in its descriptor: its config says.
+    for (const auto& p : resolved->platforms) {
+      oci::Platform have{p.config.os, p.config.architecture, p.config.variant};
+      if (oci::PlatformMatches(platform, have)) return p.manifest_desc.digest.ToString();
+    }
+    std::string have;
+    for (const auto& p : resolved->platforms)
+      have += (have.empty() ? "" : ", ") +
+              oci::Platform{p.config.os, p.config.architecture, p.config.variant}.ToString();
+    return MakeError(ErrorKind::kInvalidInput, "build.base.platform",
+                     "image \"" + ref + "\" has no " + platform.ToString() + " variant (it has: " +
+                         have + ")");
+  }
+
+  Expected<void> ResolveInputs(JobState& js) {
+    auto& job = js.job;
+    auto at_line = [&](Error e, int line) {
+      e.where = SourceRange{dockerfile_shown(), line, 0, line};
+      return e;
+    };
+    if (job.base_job.empty() && job.base != "scratch") {
+      auto d = ResolveImage(job.base, job.platform);
+      if (!d.ok()) {
+        int line = df_.stages[static_cast<std::size_t>(job.stage_index)].from.line;
+        return at_line(std::move(d).error(), line);
+      }
+      js.base_manifest = *d;
+      MF_TRY_VOID(InlineOnBuild(js));
+    }
+    auto add_ref = [&](const std::string& ref, int line) -> Expected<void> {
+      if (ref.empty() || js.stage_inputs.count(ref) || js.image_inputs.count(ref)) return Ok();
+      MF_TRY(idx, dockerfile::ResolveStageRef(df_, ref));
+      if (idx) {
+        for (const auto& other : jobs_)
+          if (other.job.stage_index == *idx &&
+              other.job.target_platform == job.target_platform) {
+            js.stage_inputs[ref] = other.job.id;
+            return Ok();
+          }
+        return MakeError(ErrorKind::kInternal, "build.input", "no job for stage " + ref);
+      }
+      auto d = ResolveImage(ref, job.platform);
+      if (!d.ok()) return at_line(std::move(d).error(), line);
+      js.image_inputs[ref] = "image:" + *d;
+      return Ok();
+    };
+    for (const auto& in : job.instructions) {
+      if (in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) MF_TRY_VOID(add_ref(in.from, in.line));
+      if (in.cmd == Cmd::kRun)
+        for (const auto& m : in.mounts) {
+          dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
+          auto spec = dockerfile::ParseMount(m, &same);
+          if (!spec.ok()) return at_line(std::move(spec).error(), in.line);
+          if (spec->type == "secret" && spec->required) {
+            std::string id = spec->id.empty() ? spec->target.substr(spec->target.rfind('/') + 1)
+                                              : spec->id;
+            if (!req_.secrets.count(id))
+              return at_line(MakeError(ErrorKind::kInvalidInput, "build.secret.missing",
+                                       "secret " + id + " is required but was not given "
+                                       "(--secret id=" + id + ",src=FILE)"),
+                             in.line);
+          }
+          MF_TRY_VOID(add_ref(spec->from, in.line));
+        }
+      if (in.cmd == Cmd::kRun && in.security == "insecure" &&
+          std::find(req_.allow.begin(), req_.allow.end(), "security.insecure") == req_.allow.end())
+        return at_line(MakeError(ErrorKind::kSecurity, "build.entitlement",
+                                 "RUN --security=insecure needs `--allow security.insecure`"),
+                       in.line);
+    }
+    return Ok();
+  }
+
+  std::string dockerfile_shown() const {
+    return req_.dockerfile.empty() ? "Dockerfile" : req_.dockerfile;
+  }
+
+  /// ONBUILD triggers of an image base run first, as if written after FROM.
+  Expected<void> InlineOnBuild(JobState& js) {
+    MF_TRY(mbytes, store_->blobs().ReadAll(js.base_manifest));
+    MF_TRY(manifest, oci::ParseManifest(mbytes));
+    MF_TRY(cbytes, store_->blobs().ReadAll(manifest.config.digest.ToString()));
+    MF_TRY(config, oci::ParseImageConfig(cbytes));
+    if (config.config.on_build.empty()) return Ok();
+    std::vector<dockerfile::Instruction> triggers;
+    for (const auto& t : config.config.on_build) {
+      std::string text = "FROM scratch\n" + t + "\n";
+      auto tree = dockerfile::Parse(text, "ONBUILD trigger of " + js.job.base, {});
+      if (!tree.ok()) return std::move(tree).error();
+      auto df = dockerfile::ParseInstructions(*tree);
+      if (!df.ok()) return std::move(df).error();
+      for (auto& in : df->stages[0].instructions) {
+        if (in.cmd == Cmd::kFrom || in.cmd == Cmd::kOnbuild || in.cmd == Cmd::kMaintainer)
+          return MakeError(ErrorKind::kInvalidInput, "build.onbuild",
+                           "ONBUILD trigger \"" + t + "\" of " + js.job.base + " is not allowed");
+        in.line = df_.stages[static_cast<std::size_t>(js.job.stage_index)].from.line;
+        triggers.push_back(std::move(in));
+      }
+    }
+    js.job.instructions.insert(js.job.instructions.begin(), triggers.begin(), triggers.end());
+    return Ok();
+  }
+
+  // ------------------------------------------------------------ keys
+
+  Expected<void> ComputeKeys() {
+    bool needs_context = false;
+    for (const auto& js : jobs_)
+      for (const auto& in : js.job.instructions)
+        if (((in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) && in.from.empty()) ||
+            (in.cmd == Cmd::kRun && !in.mounts.empty()))
+          needs_context = true;
+    if (needs_context) {
+      MF_TRY(m, ScanContext(context_dir_, ignore_ ? &*ignore_ : nullptr));
+      context_ = std::move(m);
+    }
+    for (auto& js : jobs_) {
+      const auto& job = js.job;
+      cache::Parent parent;
+      if (!job.base_job.empty()) {
+        parent = {cache::Parent::Kind::kStage, jobs_[index_.at(job.base_job)].final_key};
+      } else if (job.base == "scratch") {
+        parent = {cache::Parent::Kind::kScratch, ""};
+      } else {
+        parent = {cache::Parent::Kind::kImage, js.base_manifest};
+      }
+      std::map<std::string, std::string> args;
+      for (const auto& in : job.instructions) {
+        if (in.cmd == Cmd::kArg)
+          for (const auto& d : in.arg_decls) {
+            auto it = job.args.find(d.name);
+            if (it != job.args.end()) args[d.name] = it->second;
+            else if (d.value) args[d.name] = *d.value;
+            else args.erase(d.name);
+          }
+        cache::StepInputs si;
+        si.parent = parent;
+        si.target_platform = job.target_platform;
+        si.exec_platform = job.platform;
+        si.instruction = in;
+        si.source_date_epoch = req_.source_date_epoch;
+        if (in.cmd == Cmd::kRun) {
+          for (const auto& [k, v] : args)
+            if (!cache::IsProxyBuildArg(k)) si.build_args[k] = v;
+          for (const auto& m : in.mounts) {
+            dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
+            auto spec = dockerfile::ParseMount(m, &same);
+            if (!spec.ok()) continue;
+            if (spec->type == "bind" && spec->from.empty()) {
+              auto sel = SelectSources(context_, spec->source.empty() ? "." : spec->source);
+              si.sources.insert(si.sources.end(), sel.begin(), sel.end());
+            }
+            if (!spec->from.empty()) si.from_inputs.push_back({spec->from, InputKey(js, spec->from)});
+          }
+        }
+        if ((in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd)) {
+          if (in.from.empty()) {
+            for (const auto& a : in.args) {
+              if (a.find("://") != std::string::npos) continue;
+              auto sel = SelectSources(context_, a);
+              si.sources.insert(si.sources.end(), sel.begin(), sel.end());
+            }
+          } else {
+            si.from_inputs.push_back({in.from, InputKey(js, in.from)});
+          }
+        }
+        std::string key = cache::ComputeKey(si);
+        js.keys.push_back(key);
+        parent = {cache::Parent::Kind::kStep, key};
+      }
+      if (js.keys.empty()) {
+        cache::StepInputs si;
+        si.parent = parent;
+        si.target_platform = job.target_platform;
+        si.exec_platform = job.platform;
+        si.instruction.cmd = Cmd::kFrom;
+        si.source_date_epoch = req_.source_date_epoch;
+        js.final_key = cache::ComputeKey(si);
+      } else {
+        js.final_key = js.keys.back();
+      }
+    }
+    return Ok();
+  }
+
+  std::string InputKey(const JobState& js, const std::string& ref) const {
+    auto s = js.stage_inputs.find(ref);
+    if (s != js.stage_inputs.end()) return jobs_[index_.at(s->second)].final_key;
+    auto i = js.image_inputs.find(ref);
+    return i == js.image_inputs.end() ? "" : i->second;
+  }
+
+  // ------------------------------------------------------------ cache
+
+  /// A record whose blobs are all present, else nullopt.
+  Expected<std::optional<cache::StepRecord>> Usable(const std::string& key) {
+    MF_TRY(rec, cache_->Get(key));
+    if (!rec) return rec;
+    MF_TRY(has, store_->blobs().Has(rec->config_digest));
+    if (!has) return std::optional<cache::StepRecord>();
+    for (const auto& l : rec->layers) {
+      MF_TRY(h, store_->blobs().Has(l.digest));
+      if (!h) return std::optional<cache::StepRecord>();
+    }
+    return rec;
+  }
+
+  Expected<void> MarkCached() {
+    for (auto& js : jobs_) {
+      js.step_cached.assign(js.job.instructions.size(), false);
+      if (js.no_cache) continue;
+      MF_TRY(rec, Usable(js.final_key));
+      if (!rec) continue;
+      js.status = JobState::Status::kDone;
+      js.cached_whole = true;
+      js.config_digest = rec->config_digest;
+      for (const auto& l : rec->layers)
+        js.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+      js.step_cached.assign(js.job.instructions.size(), true);
+    }
+    // Only jobs that the targets need, through jobs that must run, run.
+    for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
+      if (IsTarget(*it)) it->needed = true;
+      if (!it->needed || it->cached_whole) continue;
+      for (const auto& dep : it->job.depends_on) jobs_[index_.at(dep)].needed = true;
+    }
+    return Ok();
+  }
+
+  bool IsTarget(const JobState& js) const { return js.job.stage == plan_.target_stage; }
+
+  // ------------------------------------------------------------ platforms
+
+  Expected<void> CheckPlatforms() {
+    MF_TRY(native, worker::DetectNativePlatform());
+    native_ = oci::Platform{native.os, native.architecture, native.variant};
+    platforms_.emplace_back(native_, false);
+    auto emulated = worker::DetectEmulatedPlatforms();
+    if (emulated.ok())
+      for (const auto& e : *emulated) {
+        oci::Platform p{e.platform.os, e.platform.architecture, e.platform.variant};
+        if (!(p == native_)) platforms_.emplace_back(p, true);
+      }
+    for (const auto& js : jobs_) {
+      if (!js.needed || js.status == JobState::Status::kDone) continue;
+      bool runs = false;
+      for (const auto& in : js.job.instructions) runs = runs || in.cmd == Cmd::kRun;
+      if (!runs) continue;
+      if (!Supported(js.job.platform)) {
+        std::string have;
+        for (const auto& [p, emu] : platforms_)
+          have += (have.empty() ? "" : ", ") + p.ToString() + (emu ? " (emulated)" : "");
+        return MakeError(ErrorKind::kUnimplemented, "build.platform",
+                         "no worker can run " + js.job.platform.ToString() + " steps (stage " +
+                             js.job.stage + "): no emulator for " + js.job.platform.ToString() +
+                             "; register a binfmt_misc handler (qemu-user-static). Available: " +
+                             have);
+      }
+    }
+    return Ok();
+  }
+
+  bool Supported(const oci::Platform& p) const {
+    for (const auto& [have, emu] : platforms_)
+      if (oci::PlatformMatches(p, have)) return true;
+    return false;
+  }
+
+  // ------------------------------------------------------------ scheduling
+
+  bool Ready(const JobState& js) const {
+    if (!js.needed || js.status != JobState::Status::kPending) return false;
+    for (const auto& dep : js.job.depends_on)
+      if (jobs_[index_.at(dep)].status != JobState::Status::kDone) return false;
+    return true;
+  }
+
+  Expected<wire::StageJobData> MakeJob(const JobState& js) {
+    auto data = plan::MakeStageJobData(build_id_, js.job, 1, js.keys);
+    if (!js.base_manifest.empty()) data.base_manifest_digest = js.base_manifest;
+    if (!js.job.base_job.empty())
+      data.inputs.emplace_back(js.job.base_job,
+                               "stage:" + jobs_[index_.at(js.job.base_job)].config_digest);
+    for (const auto& [ref, id] : js.stage_inputs)
+      data.inputs.emplace_back(ref, "stage:" + jobs_[index_.at(id)].config_digest);
+    for (const auto& [ref, v] : js.image_inputs) data.inputs.emplace_back(ref, v);
+    data.options.no_cache = js.no_cache;
+    data.options.source_date_epoch = req_.source_date_epoch;
+    data.options.allow_insecure =
+        std::find(req_.allow.begin(), req_.allow.end(), "security.insecure") != req_.allow.end();
+    data.options.volumes = req_.volumes;
+    data.options.compression = req_.compression;
+    for (const auto& [id, v] : req_.secrets) data.options.secret_ids.push_back(id);
+    return data;
+  }
+
+  Expected<void> Schedule() {
+    bool any = false;
+    for (const auto& js : jobs_) any = any || (js.needed && js.status != JobState::Status::kDone);
+    for (const auto& js : jobs_)
+      if (js.needed && js.cached_whole)
+        for (std::size_t i = 0; i < js.job.instructions.size(); ++i)
+          printer_.Step(js, static_cast<int>(i), "cached", Title(js.job.instructions[i]), 0);
+    if (!any) return Ok();
+
+    build_id_ = RandomId();
+    auto session = std::make_shared<worker::BuildSession>();
+    session->context_dir = context_dir_;
+    session->ignore = ignore_;
+    session->secrets = req_.secrets;
+    sessions_.Put(build_id_, session);
+
+    // The embedded worker.
+    std::string wstate = req_.state_dir + "/worker";
+    ::mkdir(wstate.c_str(), 0700);
+    ::chmod(wstate.c_str(), 0700);
+    MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
+    snapshots_.emplace(std::move(snapshots));
+    worker::RuncConfig rc;
+    rc.state_dir = wstate;
+    rc.policy.allow_insecure = req_.worker_allows_insecure;
+    MF_TRY(runtime, worker::RuncRuntime::Create(rc));
+    runtime_ = std::move(runtime);
+    (void)runtime_->RemoveStale();
+    wenv_.store = store_.get();
+    wenv_.snapshots = &*snapshots_;
+    wenv_.runtime = runtime_.get();
+    wenv_.cache = &*cache_;
+    wenv_.sessions = &sessions_;
+    wenv_.policy = rc.policy;
+    wenv_.state_dir = wstate;
+    wenv_.step_timeout = req_.step_timeout;
+    wenv_.cancel = &cancel_;
+
+    zmq::context_t ctx(1);
+    zmq::socket_t router(ctx, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    std::string endpoint = "inproc://manifold-coordinator-" + build_id_;
+    router.bind(endpoint);
+    worker::WorkerLoopOptions wo;
+    wo.endpoint = endpoint;
+    wo.slots = std::max(1u, req_.slots);
+    wo.platforms = platforms_;
+    auto loop = std::make_unique<worker::WorkerLoop>(ctx, wenv_, wo);
+
+    struct Slot {
+      std::vector<std::pair<oci::Platform, bool>> platforms;
+      std::string job;  ///< running job id, empty when idle
+    };
+    std::map<std::string, Slot> slots;
+    std::optional<Error> failure;
+    int running = 0;
+
+    auto send = [&](const std::string& slot, const std::string& bytes) {
+      router.send(zmq::buffer(slot), zmq::send_flags::sndmore);
+      router.send(zmq::buffer(bytes), zmq::send_flags::none);
+    };
+    auto done = [&] {
+      for (const auto& js : jobs_)
+        if (js.needed && js.status != JobState::Status::kDone) return false;
+      return true;
+    };
+
+    while (true) {
+      if (!failure) {
+        // Dispatch ready jobs: native slots first (emulation is 5-20x slower).
+        for (auto& js : jobs_) {
+          if (!Ready(js)) continue;
+          std::string best;
+          int best_rank = 99;
+          for (auto& [id, s] : slots) {
+            if (!s.job.empty()) continue;
+            for (const auto& [p, emu] : s.platforms)
+              if (oci::PlatformMatches(js.job.platform, p) && (emu ? 1 : 0) < best_rank) {
+                best = id;
+                best_rank = emu ? 1 : 0;
+              }
+          }
+          bool no_run = true;
+          for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
+          if (best.empty() && no_run)
+            for (auto& [id, s] : slots)
+              if (s.job.empty()) {
+                best = id;
+                break;
+              }
+          if (best.empty()) continue;
+          MF_TRY(data, MakeJob(js));
+          MF_TRY(bytes, wire::EncodeStageJob(data));
+          send(best, bytes);
+          slots[best].job = js.job.id;
+          js.status = JobState::Status::kRunning;
+          js.slot = best;
+          ++running;
+        }
+      }
+      if ((failure && running == 0) || (!failure && done())) break;
+
+      zmq::message_t ident, body;
+      if (!router.recv(ident)) continue;
+      if (!router.recv(body)) continue;
+      std::string slot_id(static_cast<const char*>(ident.data()), ident.size());
+      std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+      auto type = wire::PeekMessageType(bytes);
+      if (!type.ok()) {
+        MF_LOG_WARN("coordinator: dropped a malformed message from {}", slot_id);
+        continue;
+      }
+      switch (*type) {
+        case wire::MessageType::kWorkerHello: {
+          auto hello = wire::DecodeWorkerHello(bytes);
+          if (hello.ok()) slots[slot_id] = Slot{hello->platforms, ""};
+          break;
+        }
+        case wire::MessageType::kProgress: {
+          auto p = wire::DecodeProgress(bytes);
+          if (!p.ok()) break;
+          auto it = index_.find(p->job_id);
+          if (it == index_.end()) break;
+          auto& js = jobs_[it->second];
+          const char* what = "info";
+          switch (p->kind) {
+            case wire::ProgressData::Kind::kStart: what = "start"; break;
+            case wire::ProgressData::Kind::kOutput: what = "output"; break;
+            case wire::ProgressData::Kind::kCached: what = "cached"; break;
+            case wire::ProgressData::Kind::kDone: what = "done"; break;
+            case wire::ProgressData::Kind::kInfo: what = "info"; break;
+          }
+          printer_.Step(js, p->step, what, p->text, p->duration_ms);
+          break;
+        }
+        case wire::MessageType::kStageResult: {
+          auto r = wire::DecodeStageResult(bytes);
+          if (!r.ok()) {
+            failure = std::move(r).error();
+            cancel_ = true;
+            break;
+          }
+          auto it = index_.find(r->job_id);
+          if (it == index_.end()) break;
+          auto& js = jobs_[it->second];
+          slots[slot_id].job.clear();
+          --running;
+          if (r->error) {
+            Error e = std::move(*r->error);
+            e = std::move(e).With("stage " + js.job.stage + " for " +
+                                  js.job.target_platform.ToString());
+            if (!failure) failure = std::move(e);
+            cancel_ = true;
+            break;
+          }
+          js.status = JobState::Status::kDone;
+          js.config_digest = r->config_digest;
+          js.layers = r->layers;
+          for (const auto& s : r->steps)
+            if (s.index < js.step_cached.size()) js.step_cached[s.index] = s.cached;
+          ++jobs_run_;
+          break;
+        }
+        default:
+          break;
+      }
+      // A job nobody can take (no slot offers its platform) would wait forever.
+      if (!failure && running == 0 && !slots.empty()) {
+        bool any_ready = false;
+        for (const auto& js : jobs_) any_ready = any_ready || Ready(js);
+        if (!any_ready && !done()) {
+          failure = MakeError(ErrorKind::kInternal, "build.stuck", "no job can make progress");
+        }
+      }
+    }
+    for (const auto& [id, s] : slots) {
+      auto bytes = wire::EncodeShutdown("build finished");
+      if (bytes.ok()) send(id, *bytes);
+    }
+    loop->Join();
+    loop.reset();
+    router.close();
+    sessions_.Remove(build_id_);
+    if (failure) return std::move(*failure);
+    return Ok();
+  }
+
+  static std::string Title(const dockerfile::Instruction& in) {
+    std::string t = in.original;
+    auto nl = t.find('\n');
+    if (nl != std::string::npos) t = t.substr(0, nl) + " ...";
+    return t;
+  }
+
+  // ------------------------------------------------------------ the image
+
+  Expected<BuildSummary> Assemble() {
+    BuildSummary s;
+    oci::ImageIndex index;
+    for (auto& js : jobs_) {
+      if (!js.needed) continue;
+      for (bool c : js.step_cached) (c ? s.steps_cached : s.steps_executed)++;
+      if (js.cached_whole) ++s.jobs_cached;
+      if (!IsTarget(js)) continue;
+      MF_TRY(csize, store_->blobs().Stat(js.config_digest));
+      oci::ImageManifest m;
+      m.config.media_type = std::string(oci::kOciImageConfig);
+      MF_TRY(cd, oci::ParseDigest(js.config_digest));
+      m.config.digest = cd;
+      m.config.size = static_cast<std::int64_t>(csize);
+      for (const auto& l : js.layers) {
+        oci::Descriptor d;
+        d.media_type = l.media_type;
+        MF_TRY(ld, oci::ParseDigest(l.digest));
+        d.digest = ld;
+        d.size = static_cast<std::int64_t>(l.size);
+        m.layers.push_back(std::move(d));
+      }
+      MF_TRY(mdesc, store_->PutDocument(std::string(oci::kOciImageManifest), m.ToJson()));
+      MF_TRY(cbytes, store_->blobs().ReadAll(js.config_digest));
+      MF_TRY(config, oci::ParseImageConfig(cbytes));
+      mdesc.platform = oci::Platform{config.os, config.architecture, config.variant};
+      s.manifests.emplace_back(mdesc.platform->ToString(), mdesc.digest.ToString());
+      index.manifests.push_back(std::move(mdesc));
+    }
+    s.jobs_run = jobs_run_;
+    MF_TRY(idesc, store_->PutDocument(std::string(oci::kOciImageIndex), index.ToJson()));
+    s.index_digest = idesc.digest.ToString();
+    root_ = idesc;
+    return s;
+  }
+
+  Expected<void> Export(const BuildSummary&) {
+    for (const auto& t : req_.tags) MF_TRY_VOID(store_->Tag(t, root_));
+    std::string name = req_.tags.empty() ? "" : req_.tags.front();
+    for (const auto& o : req_.outputs) {
+      MF_TRY(img, store_->ResolveDescriptor(name, root_));
+      switch (o.type) {
+        case OutputSpec::Type::kOci:
+        case OutputSpec::Type::kOciDir: {
+          image::ExportOptions eo;
+          eo.format = o.type == OutputSpec::Type::kOci ? image::LayoutFormat::kTar
+                                                       : image::LayoutFormat::kDirectory;
+          if (req_.source_date_epoch) eo.mtime = *req_.source_date_epoch;
+          MF_TRY_VOID(image::ExportLayout(*store_, img, o.dest, eo));
+          break;
+        }
+        case OutputSpec::Type::kLocal: {
+          ::mkdir(o.dest.c_str(), 0755);
+          for (const auto& p : img.platforms) {
+            oci::Platform plat{p.config.os, p.config.architecture, p.config.variant};
+            std::string dir = o.dest + "/" + PlatformDir(plat);
+            MF_TRY_VOID(image::Unpack(*store_, p, dir));
+          }
+          break;
+        }
+      }
+    }
+    return Ok();
+  }
+
+  const BuildRequest& req_;
+  Printer printer_;
+  std::string context_dir_;
+  std::string dockerfile_path_;
+  dockerfile::Dockerfile df_;
+  char escape_ = '\\';
+  std::optional<dockerfile::IgnoreMatcher> ignore_;
+  plan::Plan plan_;
+  std::unique_ptr<image::ImageStore> store_;
+  std::optional<cache::StepCache> cache_;
+  std::vector<JobState> jobs_;
+  std::map<std::string, std::size_t> index_;
+  ContextManifest context_;
+  oci::Platform native_;
+  std::vector<std::pair<oci::Platform, bool>> platforms_;
+  std::string build_id_;
+  worker::SessionRegistry sessions_;
+  std::optional<worker::Snapshotter> snapshots_;
+  std::unique_ptr<worker::RuncRuntime> runtime_;
+  worker::WorkerEnv wenv_;
+  std::atomic<bool> cancel_{false};
+  int jobs_run_ = 0;
+  oci::Descriptor root_;
+};
+
+}  // namespace
+
+Expected<OutputSpec> ParseOutputSpec(const std::string& spec) {
+  OutputSpec o;
+  if (spec.find('=') == std::string::npos && spec.find(',') == std::string::npos) {
+    if (spec.empty()) return InvalidOutput(spec, "empty");
+    o.type = OutputSpec::Type::kLocal;
+    o.dest = spec;
+    return o;
+  }
+  auto kv = ParseCsvKv(spec);
+  std::string type = kv.count("type") ? kv["type"] : "";
+  if (type == "oci") o.type = OutputSpec::Type::kOci;
+  else if (type == "oci-dir") o.type = OutputSpec::Type::kOciDir;
+  else if (type == "local") o.type = OutputSpec::Type::kLocal;
+  else if (type.empty()) return InvalidOutput(spec, "missing type= (oci, oci-dir or local)");
+  else
+    return MakeError(ErrorKind::kUnimplemented, "cli.output",
+                     "invalid --output \"" + spec + "\": output type \"" + type +
+                         "\" is not supported (oci, oci-dir, local)");
+  o.dest = kv.count("dest") ? kv["dest"] : "";
+  if (o.dest.empty()) return InvalidOutput(spec, "missing dest=");
+  for (const auto& [k, v] : kv)
+    if (k != "type" && k != "dest") return InvalidOutput(spec, "unknown key \"" + k + "\"");
+  return o;
+}
+
+Expected<std::pair<std::string, std::string>> ParseSecretSpec(const std::string& spec) {
+  auto kv = ParseCsvKv(spec);
+  auto bad = [&](const std::string& why) {
+    return MakeError(ErrorKind::kInvalidInput, "cli.secret",
+                     "invalid --secret \"" + spec + "\": " + why);
+  };
+  std::string id = kv.count("id") ? kv["id"] : "";
+  if (id.empty()) return bad("missing id=");
+  std::string src = kv.count("src") ? kv["src"] : (kv.count("source") ? kv["source"] : "");
+  std::string env = kv.count("env") ? kv["env"] : "";
+  std::string type = kv.count("type") ? kv["type"] : "";
+  if (type == "env" && env.empty()) env = src.empty() ? id : src, src.clear();
+  if (!src.empty()) {
+    auto data = ReadWholeFile(src, 500 * 1024);
+    if (!data.ok()) return bad(data.error().message);
+    return std::make_pair(id, *data);
+  }
+  if (env.empty()) env = id;
+  const char* v = std::getenv(env.c_str());
+  if (!v) return bad("environment variable " + env + " is not set");
+  return std::make_pair(id, std::string(v));
+}
+
+Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out) {
+  Build b(request, out);
+  return b.Run();
+}
+
+}  // namespace manifold::coordinator

@@ -1,0 +1,76 @@
+// `manifold build` on one machine: the coordinator component (plan, cache
+// keys, scheduling, the image index) and an embedded worker exchanging
+// StageJob / Progress / StageResult messages over ZeroMQ inproc://, exactly
+// as they would over tcp:// in a cluster (issue 4, DESIGN.md "A build, end
+// to end").
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/base/expected.h"
+#include "common/oci/platform.h"
+
+namespace manifold::coordinator {
+
+struct OutputSpec {
+  enum class Type { kOci, kOciDir, kLocal };
+  Type type = Type::kOci;
+  std::string dest;
+};
+
+/// Parses buildx's `--output type=oci,dest=FILE` (also `type=oci-dir`,
+/// `type=local`, and the short form `-o DIR` = type=local). Errors:
+/// kInvalidInput "cli.output".
+Expected<OutputSpec> ParseOutputSpec(const std::string& spec);
+
+/// `--secret id=X,src=FILE` / `id=X,env=VAR` (buildx syntax; `type=file|env`
+/// accepted). Returns (id, contents). Errors: kInvalidInput "cli.secret".
+Expected<std::pair<std::string, std::string>> ParseSecretSpec(const std::string& spec);
+
+struct BuildRequest {
+  std::string context_dir;
+  std::string dockerfile;  ///< path; empty = <context>/Dockerfile
+  std::vector<oci::Platform> platforms;  ///< empty = this machine's
+  std::string target;
+  std::map<std::string, std::string> build_args;
+  std::vector<std::string> tags;
+  std::vector<OutputSpec> outputs;
+  bool no_cache = false;
+  std::vector<std::string> no_cache_filter;  ///< stage names
+  std::map<std::string, std::string> secrets;
+  std::vector<std::string> volumes;  ///< HOST:CTR[:ro]
+  std::vector<std::string> allow;    ///< entitlements: "security.insecure"
+  std::optional<std::int64_t> source_date_epoch;
+  std::string progress = "auto";  ///< auto, tty, plain, json, quiet
+  std::string compression = "gzip";
+  unsigned slots = 2;
+  std::string state_dir;
+  /// The worker permits security.insecure (its own setting).
+  bool worker_allows_insecure = true;
+  std::chrono::milliseconds step_timeout{0};
+};
+
+struct BuildSummary {
+  std::string index_digest;
+  std::vector<std::pair<std::string, std::string>> manifests;  ///< (platform, digest)
+  int steps_executed = 0;
+  int steps_cached = 0;
+  int jobs_run = 0;
+  int jobs_cached = 0;
+  double seconds = 0;
+};
+
+/// Runs the build. Progress goes to `out` as chosen by request.progress.
+/// Errors: the planner's (with the Dockerfile line), kInvalidInput
+/// "build.base.not_found" (a base image not in the local store),
+/// kUnimplemented "build.platform" (no native or emulated support), kSecurity
+/// "build.entitlement", and any job's error (with its stage and platform).
+Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out);
+
+}  // namespace manifold::coordinator

@@ -1,0 +1,722 @@
+#include "worker/build/stage_executor.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "common/base/log.h"
+#include "common/cache/cache_key.h"
+#include "common/fs/root_dir.h"
+#include "common/image/blob_stream.h"
+#include "common/image/layer_index.h"
+#include "common/oci/manifest.h"
+#include "common/oci/media_types.h"
+#include "worker/build/run_mounts.h"
+#include "worker/snapshot/step_snapshot.h"
+#include "worker/step/copy_step.h"
+#include "worker/step/user_db.h"
+
+namespace manifold::worker {
+namespace {
+
+using dockerfile::Cmd;
+using dockerfile::Instruction;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::uint64_t MsSince(Clock::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
+}
+
+std::string Rfc3339(std::int64_t epoch) {
+  std::time_t t = static_cast<std::time_t>(epoch);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string NowRfc3339() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  std::tm tm{};
+  gmtime_r(&ts.tv_sec, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%09ldZ", static_cast<long>(ts.tv_nsec));
+  return std::string(buf) + frac;
+}
+
+Error AtLine(Error e, const Instruction& in) {
+  std::string where = "line " + std::to_string(in.line) + ": " + dockerfile::CmdName(in.cmd);
+  return std::move(e).With(where);
+}
+
+layer::Compression CompressionOf(const std::string& name) {
+  if (name == "zstd") return layer::Compression::kZstd;
+  if (name == "none") return layer::Compression::kNone;
+  return layer::Compression::kGzip;
+}
+
+/// The state of a stage between steps.
+struct StageState {
+  oci::ImageConfig config;
+  std::vector<wire::LayerData> layers;  ///< descriptors of config.rootfs.diff_ids
+  std::map<std::string, std::string> args;  ///< ARGs in scope (RUN environment)
+  bool cmd_set = false;                     ///< CMD set in this stage
+};
+
+std::vector<std::string> ChainOf(const StageState& s) {
+  std::vector<std::string> out;
+  for (const auto& l : s.layers) out.push_back(l.diff_id);
+  return out;
+}
+
+std::string EnvValue(const std::vector<std::string>& env, const std::string& key) {
+  for (const auto& e : env)
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+      return e.substr(key.size() + 1);
+  return {};
+}
+
+void SetEnv(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  for (auto& e : env)
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      e = key + "=" + value;
+      return;
+    }
+  env.push_back(key + "=" + value);
+}
+
+std::vector<std::string> ShellOf(const oci::ImageConfig& c) {
+  if (!c.config.shell.empty()) return c.config.shell;
+  return {"/bin/sh", "-c"};
+}
+
+std::string Join(const std::vector<std::string>& v, const std::string& sep = " ") {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+class StageRunner : public InputMounter {
+ public:
+  StageRunner(const wire::StageJobData& job, WorkerEnv& env, const ProgressFn& progress)
+      : job_(job), env_(env), progress_(progress),
+        layers_(env.store->state_dir() + "/content") {}
+
+  Expected<wire::StageResultData> Run() {
+    session_ = env_.sessions ? env_.sessions->Get(job_.build_id) : nullptr;
+    for (const auto& [name, value] : job_.inputs) inputs_[name] = value;
+    MF_TRY_VOID(LoadBase());
+    const auto& ins = job_.instructions;
+    std::vector<wire::StepResultData> steps(ins.size());
+
+    // Resume after the last step whose key is cached (earlier ones are not
+    // needed at all); ARGs are still tracked through the skipped steps.
+    std::size_t start = 0;
+    if (!job_.options.no_cache && !job_.cache_keys.empty()) {
+      for (std::size_t i = ins.size(); i-- > 0;) {
+        if (job_.cache_keys[i].empty()) continue;
+        MF_TRY(hit, Lookup(job_.cache_keys[i]));
+        if (!hit) continue;
+        state_.config = std::move(hit->first);
+        state_.layers = std::move(hit->second);
+        start = i + 1;
+        break;
+      }
+    }
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      auto& sr = steps[i];
+      sr.index = static_cast<std::uint32_t>(i);
+      sr.cache_key = job_.cache_keys.empty() ? "" : job_.cache_keys[i];
+      if (i < start) {
+        TrackArgs(ins[i]);
+        sr.cached = true;
+        Progress(static_cast<int>(i), wire::ProgressData::Kind::kCached, Title(ins[i]), 0);
+        continue;
+      }
+      if (env_.cancel && env_.cancel->load())
+        return MakeError(ErrorKind::kInternal, "step.cancelled", "build cancelled");
+      auto t0 = Clock::now();
+      Progress(static_cast<int>(i), wire::ProgressData::Kind::kStart, Title(ins[i]), 0);
+      auto layer = Execute(ins[i], static_cast<int>(i));
+      if (!layer.ok()) return AtLine(std::move(layer).error(), ins[i]);
+      sr.layer = std::move(*layer);
+      sr.duration_ms = MsSince(t0);
+      MF_TRY(config_digest, StoreConfig());
+      if (!sr.cache_key.empty()) {
+        cache::StepRecord rec{config_digest, {}};
+        for (const auto& l : state_.layers)
+          rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+        MF_TRY_VOID(env_.cache->Put(sr.cache_key, rec));
+      }
+      Progress(static_cast<int>(i), wire::ProgressData::Kind::kDone, "", sr.duration_ms);
+    }
+    wire::StageResultData result;
+    result.job_id = job_.job_id;
+    result.lease_epoch = job_.lease_epoch;
+    result.layers = state_.layers;
+    result.steps = std::move(steps);
+    MF_TRY(config_digest, StoreConfig());
+    result.config_digest = config_digest;
+    return result;
+  }
+
+ private:
+  // ------------------------------------------------------------ helpers
+
+  void Progress(int step, wire::ProgressData::Kind kind, std::string text, std::uint64_t ms) {
+    if (!progress_) return;
+    wire::ProgressData p;
+    p.job_id = job_.job_id;
+    p.lease_epoch = job_.lease_epoch;
+    p.step = step;
+    p.kind = kind;
+    p.text = std::move(text);
+    p.duration_ms = ms;
+    progress_(p);
+  }
+
+  static std::string Title(const Instruction& in) {
+    std::string t = in.original;
+    auto nl = t.find('\n');
+    if (nl != std::string::npos) t = t.substr(0, nl) + " ...";
+    if (t.size() > 200) t = t.substr(0, 197) + "...";
+    return t;
+  }
+
+  std::string Created() const {
+    if (job_.options.source_date_epoch) return Rfc3339(*job_.options.source_date_epoch);
+    return NowRfc3339();
+  }
+
+  void AddHistory(std::string created_by, bool empty_layer) {
+    oci::HistoryEntry h;
+    h.created = Created();
+    h.created_by = std::move(created_by);
+    h.comment = "buildkit.dockerfile.v0";
+    h.empty_layer = empty_layer;
+    state_.config.history.push_back(std::move(h));
+  }
+
+  Expected<std::string> StoreConfig() {
+    state_.config.created = Created();
+    if (!state_.config.history.empty() && state_.config.history.back().created)
+      state_.config.created = state_.config.history.back().created;
+    std::string json = state_.config.ToJson();
+    MF_TRY(desc, env_.store->PutDocument(std::string(oci::kOciImageConfig), json));
+    return desc.digest.ToString();
+  }
+
+  /// A cache record whose blobs are all present, as (config, layers).
+  Expected<std::optional<std::pair<oci::ImageConfig, std::vector<wire::LayerData>>>> Lookup(
+      const std::string& key) {
+    using R = std::optional<std::pair<oci::ImageConfig, std::vector<wire::LayerData>>>;
+    MF_TRY(rec, env_.cache->Get(key));
+    if (!rec) return R();
+    MF_TRY(has_config, env_.store->blobs().Has(rec->config_digest));
+    if (!has_config) return R();
+    std::vector<wire::LayerData> layers;
+    for (const auto& l : rec->layers) {
+      MF_TRY(has, env_.store->blobs().Has(l.digest));
+      if (!has) return R();
+      layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+    }
+    MF_TRY(bytes, env_.store->blobs().ReadAll(rec->config_digest));
+    auto config = oci::ParseImageConfig(bytes);
+    if (!config.ok()) return R();
+    return R(std::make_pair(std::move(*config), std::move(layers)));
+  }
+
+  // ------------------------------------------------------------ inputs
+
+  Expected<std::string> InputValue(const std::string& name) const {
+    auto it = inputs_.find(name);
+    if (it == inputs_.end())
+      return MakeError(ErrorKind::kInternal, "step.input.missing",
+                       "the job has no resolved input for \"" + name + "\"");
+    return it->second;
+  }
+
+  /// Config and layers of a stage result (config digest) or an image
+  /// (manifest digest).
+  Expected<std::pair<oci::ImageConfig, std::vector<wire::LayerData>>> LoadInput(
+      const std::string& value) {
+    bool is_stage = value.starts_with("stage:");
+    std::string digest = value.substr(6);
+    std::vector<wire::LayerData> layers;
+    if (is_stage) {
+      MF_TRY(bytes, env_.store->blobs().ReadAll(digest));
+      MF_TRY(config, oci::ParseImageConfig(bytes));
+      for (const auto& d : config.rootfs.diff_ids) {
+        MF_TRY(descs, layers_.Lookup(d.ToString()));
+        if (descs.empty())
+          return MakeError(ErrorKind::kInternal, "step.input.missing",
+                           "no stored blob for layer " + d.ToString());
+        const auto& x = descs.front();
+        layers.push_back({x.media_type, x.digest.ToString(), d.ToString(),
+                          static_cast<std::uint64_t>(x.size)});
+      }
+      return std::make_pair(std::move(config), std::move(layers));
+    }
+    MF_TRY(mbytes, env_.store->blobs().ReadAll(digest));
+    MF_TRY(manifest, oci::ParseManifest(mbytes));
+    MF_TRY(cbytes, env_.store->blobs().ReadAll(manifest.config.digest.ToString()));
+    MF_TRY(config, oci::ParseImageConfig(cbytes));
+    if (config.rootfs.diff_ids.size() != manifest.layers.size())
+      return MakeError(ErrorKind::kIntegrity, "step.base.layers",
+                       "image " + digest + ": the config lists " +
+                           std::to_string(config.rootfs.diff_ids.size()) +
+                           " diff_ids for " + std::to_string(manifest.layers.size()) + " layers");
+    for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+      const auto& x = manifest.layers[i];
+      layers.push_back({x.media_type, x.digest.ToString(), config.rootfs.diff_ids[i].ToString(),
+                        static_cast<std::uint64_t>(x.size)});
+    }
+    return std::make_pair(std::move(config), std::move(layers));
+  }
+
+  Expected<void> LoadBase() {
+    const auto& tp = job_.target_platform;
+    if (!job_.base_job.empty()) {
+      MF_TRY(value, InputValue(job_.base_job));
+      MF_TRY(in, LoadInput(value));
+      state_.config = std::move(in.first);
+      state_.layers = std::move(in.second);
+    } else if (job_.base == "scratch") {
+      state_.config.os = tp.os;
+      state_.config.architecture = tp.architecture;
+      state_.config.variant = tp.variant;
+    } else {
+      std::string value;
+      if (!job_.base_manifest_digest.empty()) {
+        value = "image:" + job_.base_manifest_digest;
+      } else {
+        MF_TRY(v, InputValue(job_.base));
+        value = v;
+      }
+      MF_TRY(in, LoadInput(value));
+      state_.config = std::move(in.first);
+      state_.layers = std::move(in.second);
+      // Triggers of the base ran as this stage's first instructions (the
+      // coordinator inlined them); they are not inherited, as in Docker.
+      state_.config.config.on_build.clear();
+    }
+    if (state_.config.os.empty()) state_.config.os = tp.os;
+    if (state_.config.architecture.empty()) {
+      state_.config.architecture = tp.architecture;
+      state_.config.variant = tp.variant;
+    }
+    return Ok();
+  }
+
+  void TrackArgs(const Instruction& in) {
+    if (in.cmd != Cmd::kArg) return;
+    for (const auto& d : in.arg_decls) {
+      auto it = job_.args.find(d.name);
+      if (it != job_.args.end()) state_.args[d.name] = it->second;
+      else if (d.value) state_.args[d.name] = *d.value;
+      else state_.args.erase(d.name);
+    }
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  /// Makes sure every layer of `layers` is unpacked in the snapshotter.
+  Expected<void> EnsureUnpacked(const std::vector<wire::LayerData>& layers) {
+    for (const auto& l : layers) {
+      MF_TRY(have, env_.snapshots->TryUnpacked(l.diff_id));
+      if (have) continue;
+      MF_TRY(reader, env_.store->blobs().OpenBlob(l.digest, true));
+      image::BlobSource src(*reader);
+      MF_TRY_VOID(env_.snapshots->Unpack(l.diff_id, src));
+    }
+    return Ok();
+  }
+
+  /// A read-only view of an input's root filesystem (a stage or an image).
+  Expected<StepSnapshot> MountInput(const std::string& value) {
+    MF_TRY(in, LoadInput(value));
+    MF_TRY_VOID(EnsureUnpacked(in.second));
+    std::vector<std::string> chain;
+    for (const auto& l : in.second) chain.push_back(l.diff_id);
+    return StepSnapshot::Prepare(*env_.snapshots, chain);
+  }
+
+  /// Commits the snapshot as the next layer of the stage.
+  Expected<wire::LayerData> CommitLayer(StepSnapshot& snap) {
+    MF_TRY(writer, env_.store->blobs().BeginIngest());
+    image::BlobSink sink(*writer);
+    auto info = snap.Commit(CompressionOf(job_.options.compression),
+                            job_.options.source_date_epoch, sink);
+    if (!info.ok()) {
+      writer->Abort();
+      (void)snap.Discard();
+      return std::move(info).error();
+    }
+    MF_TRY(digest, writer->Commit());
+    oci::Descriptor desc;
+    desc.media_type = info->media_type;
+    MF_TRY(d, oci::ParseDigest(digest));
+    desc.digest = d;
+    desc.size = static_cast<std::int64_t>(info->size);
+    MF_TRY_VOID(layers_.Record(info->diff_id, desc));
+    wire::LayerData l{info->media_type, digest, info->diff_id, info->size};
+    MF_TRY(diff, oci::ParseDigest(info->diff_id));
+    state_.config.rootfs.diff_ids.push_back(diff);
+    state_.layers.push_back(l);
+    return l;
+  }
+
+  // ------------------------------------------------------------ steps
+
+  Expected<std::optional<wire::LayerData>> Execute(const Instruction& in, int index) {
+    using R = std::optional<wire::LayerData>;
+    auto& c = state_.config.config;
+    switch (in.cmd) {
+      case Cmd::kRun: {
+        MF_TRY(l, RunStep(in, index));
+        return R(std::move(l));
+      }
+      case Cmd::kCopy:
+      case Cmd::kAdd: {
+        MF_TRY(l, CopyStep(in));
+        return R(std::move(l));
+      }
+      case Cmd::kEnv: {
+        std::string by = "ENV";
+        for (const auto& kv : in.kvs) {
+          SetEnv(c.env, kv.key, kv.value);
+          by += " " + kv.key + "=" + kv.value;
+        }
+        AddHistory(by, true);
+        return R();
+      }
+      case Cmd::kLabel: {
+        std::string by = "LABEL";
+        for (const auto& kv : in.kvs) {
+          c.labels[kv.key] = kv.value;
+          by += " " + kv.key + "=" + kv.value;
+        }
+        AddHistory(by, true);
+        return R();
+      }
+      case Cmd::kArg: {
+        TrackArgs(in);
+        std::string by = "ARG";
+        for (const auto& d : in.arg_decls) {
+          by += " " + d.name;
+          auto it = state_.args.find(d.name);
+          if (it != state_.args.end()) by += "=" + it->second;
+        }
+        AddHistory(by, true);
+        return R();
+      }
+      case Cmd::kExpose: {
+        for (std::string p : in.args) {
+          if (p.find('/') == std::string::npos) p += "/tcp";
+          c.exposed_ports.insert(p);
+        }
+        AddHistory("EXPOSE map[" + Join(in.args) + "]", true);
+        return R();
+      }
+      case Cmd::kVolume: {
+        for (const auto& v : in.args) c.volumes.insert(v);
+        AddHistory("VOLUME " + Join(in.args), true);
+        return R();
+      }
+      case Cmd::kUser:
+        c.user = in.args.empty() ? "" : in.args[0];
+        AddHistory("USER " + c.user, true);
+        return R();
+      case Cmd::kWorkdir: {
+        std::string w = in.args.empty() ? "/" : in.args[0];
+        if (w.empty() || w[0] != '/') {
+          std::string base = c.working_dir.empty() ? "/" : c.working_dir;
+          w = base + (base.back() == '/' ? "" : "/") + w;
+        }
+        c.working_dir = fs::CleanRootedPath(w);
+        AddHistory("WORKDIR " + c.working_dir, true);
+        return R();
+      }
+      case Cmd::kCmd:
+        c.cmd = in.prepend_shell ? ShellWrapped(in) : in.args;
+        state_.cmd_set = true;
+        AddHistory("CMD " + JsonList(*c.cmd), true);
+        return R();
+      case Cmd::kEntrypoint:
+        c.entrypoint = in.prepend_shell ? ShellWrapped(in) : in.args;
+        if (!state_.cmd_set) c.cmd.reset();
+        AddHistory("ENTRYPOINT " + JsonList(*c.entrypoint), true);
+        return R();
+      case Cmd::kShell:
+        c.shell = in.args;
+        AddHistory("SHELL " + JsonList(in.args), true);
+        return R();
+      case Cmd::kHealthcheck: {
+        oci::HealthCheck h;
+        h.test = in.health_test;
+        h.interval_ns = in.interval_ns;
+        h.timeout_ns = in.timeout_ns;
+        h.start_period_ns = in.start_period_ns;
+        h.start_interval_ns = in.start_interval_ns;
+        h.retries = in.retries;
+        c.healthcheck = h;
+        AddHistory("HEALTHCHECK " + JsonList(in.health_test), true);
+        return R();
+      }
+      case Cmd::kStopsignal:
+        c.stop_signal = in.args.empty() ? "" : in.args[0];
+        AddHistory("STOPSIGNAL " + c.stop_signal, true);
+        return R();
+      case Cmd::kOnbuild:
+        c.on_build.push_back(in.onbuild_expression);
+        AddHistory("ONBUILD " + in.onbuild_expression, true);
+        return R();
+      case Cmd::kMaintainer:
+        state_.config.author = in.args.empty() ? "" : in.args[0];
+        AddHistory("MAINTAINER " + state_.config.author, true);
+        return R();
+      case Cmd::kFrom:
+        break;
+    }
+    return MakeError(ErrorKind::kInternal, "step.unexpected",
+                     std::string("unexpected instruction ") + dockerfile::CmdName(in.cmd));
+  }
+
+  std::vector<std::string> ShellWrapped(const Instruction& in) const {
+    auto argv = ShellOf(state_.config);
+    argv.push_back(Join(in.args));
+    return argv;
+  }
+
+  static std::string JsonList(const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      out += (i ? " " : "");
+      out += "\"" + v[i] + "\"";
+    }
+    return out + "]";
+  }
+
+  // RUN ----------------------------------------------------------------
+
+  std::map<std::string, std::string> RunArgs() const { return state_.args; }
+
+  Expected<wire::LayerData> RunStep(const Instruction& in, int index) {
+    if (in.security == "insecure" && !(job_.options.allow_insecure && env_.policy.allow_insecure))
+      return MakeError(ErrorKind::kSecurity, "step.entitlement",
+                       "RUN --security=insecure needs the build's `--allow security.insecure` "
+                       "and a worker that permits it");
+    MF_TRY_VOID(EnsureUnpacked(state_.layers));
+    auto chain = ChainOf(state_);
+    MF_TRY(snap, StepSnapshot::Prepare(*env_.snapshots, chain));
+    auto result = RunInSnapshot(in, index, snap);
+    if (!result.ok()) {
+      (void)snap.Discard();
+      return std::move(result).error();
+    }
+    return CommitLayer(snap);
+  }
+
+  Expected<void> RunInSnapshot(const Instruction& in, int index, StepSnapshot& snap) {
+    auto& c = state_.config.config;
+    MF_TRY(root, fs::RootDir::Open(snap.rootfs()));
+    RunSpec spec;
+    spec.rootfs = snap.rootfs();
+    spec.cwd = c.working_dir.empty() ? "/" : c.working_dir;
+    if (spec.cwd != "/") {
+      MF_TRY(wd, fs::Path::Parse(spec.cwd));
+      MF_TRY_VOID(root.MkdirAll(wd, 0755));
+    }
+    if (!c.user.empty()) {
+      MF_TRY(ug, ResolveUser(root, c.user));
+      spec.uid = ug.uid;
+      spec.gid = ug.gid;
+      MF_TRY(gids, AdditionalGids(root, c.user));
+      spec.additional_gids = std::move(gids);
+    }
+    // Environment: build args in scope, then the image's env (which wins).
+    std::vector<std::string> env;
+    for (const auto& [k, v] : RunArgs()) env.push_back(k + "=" + v);
+    for (const auto& e : c.env) {
+      auto eq = e.find('=');
+      SetEnv(env, e.substr(0, eq), eq == std::string::npos ? "" : e.substr(eq + 1));
+    }
+    if (EnvValue(env, "PATH").empty()) SetEnv(env, "PATH", kDefaultPath);
+    if (in.network == "none") spec.network = RunSpec::Network::kNone;
+    spec.insecure = in.security == "insecure";
+
+    // argv: shell form through the image's shell; heredocs as BuildKit.
+    RunMounts mounts(env_, job_, session_.get(), index);
+    std::vector<std::string> argv;
+    if (in.prepend_shell && in.files.size() == 1 && in.args.size() == 1 &&
+        IsSoleHeredoc(in.args[0])) {
+      const auto& f = in.files[0];
+      std::string data = f.content;
+      if (f.chomp) data = ChompTabs(data);
+      MF_TRY(path, mounts.AddScript(f.name, data));
+      argv = ShellOf(state_.config);
+      argv.push_back(path);
+    } else if (in.prepend_shell) {
+      argv = RunArgv(in, ShellOf(state_.config));
+    } else {
+      argv = in.args;
+    }
+    spec.args = argv;
+    for (const auto& m : in.mounts) MF_TRY_VOID(mounts.AddMountSpec(m, *this, state_.args));
+    for (const auto& v : job_.options.volumes) MF_TRY_VOID(mounts.AddVolume(v));
+    for (auto& m : mounts.mounts()) spec.mounts.push_back(m);
+    for (const auto& [k, v] : mounts.env()) SetEnv(env, k, v);
+    spec.env = std::move(env);
+
+    RunRequest req;
+    req.id = StepId(index);
+    req.spec = std::move(spec);
+    req.platform = PlatformTriple{job_.platform.os, job_.platform.architecture,
+                                  job_.platform.variant};
+    req.timeout = env_.step_timeout;
+    req.on_output = [this, index](std::string_view chunk) {
+      Progress(index, wire::ProgressData::Kind::kOutput, std::string(chunk), 0);
+    };
+    MF_TRY(res, env_.runtime->Run(req));
+    MF_TRY_VOID(mounts.Finish(root));
+    if (res.exit_code != 0) {
+      std::string cmd = Join(argv);
+      std::string msg = "process \"" + cmd + "\" did not complete successfully: exit code: " +
+                        std::to_string(res.exit_code);
+      if (!res.runtime_error.empty()) msg += " (" + res.runtime_error + ")";
+      Error e = MakeError(ErrorKind::kInvalidInput, "step.run.failed", msg);
+      if (!res.output_tail.empty()) e.detail = "output (last bytes):\n" + res.output_tail;
+      return e;
+    }
+    // History: BuildKit's "RUN |N K=V ... <argv>" (proxy args left out).
+    std::vector<std::string> shown;
+    for (const auto& [k, v] : RunArgs())
+      if (!cache::IsProxyBuildArg(k)) shown.push_back(k + "=" + v);
+    std::string by = "RUN ";
+    if (!shown.empty()) by += "|" + std::to_string(shown.size()) + " " + Join(shown) + " ";
+    by += Join(argv);
+    AddHistory(by, false);
+    return Ok();
+  }
+
+  std::string StepId(int index) const {
+    std::string id = job_.build_id.substr(0, 24) + "-" + job_.job_id.substr(0, 30) + "-" +
+                     std::to_string(index);
+    return id.substr(0, 64);
+  }
+
+  static bool IsSoleHeredoc(const std::string& cmd) {
+    // "<<EOF", "<<-EOF", "<<'EOF'", "<<\"EOF\"" and nothing else.
+    std::string s = cmd;
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    std::size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    if (s.compare(i, 2, "<<") != 0) return false;
+    i += 2;
+    if (i < s.size() && s[i] == '-') ++i;
+    for (; i < s.size(); ++i)
+      if (s[i] == ' ' || s[i] == '\t' || s[i] == '|' || s[i] == '&' || s[i] == ';' ||
+          s[i] == '>' || s[i] == '<')
+        return false;
+    return true;
+  }
+
+  static std::string ChompTabs(const std::string& data) {
+    std::string out;
+    bool bol = true;
+    for (char ch : data) {
+      if (bol && ch == '\t') continue;
+      bol = ch == '\n';
+      out += ch;
+    }
+    return out;
+  }
+
+  // COPY / ADD -----------------------------------------------------------
+
+  Expected<wire::LayerData> CopyStep(const Instruction& in) {
+    MF_TRY_VOID(EnsureUnpacked(state_.layers));
+    std::optional<StepSnapshot> from_snap;
+    std::optional<fs::RootDir> src_root;
+    CopySource src;
+    if (!in.from.empty()) {
+      MF_TRY(value, InputValue(in.from));
+      MF_TRY(s, MountInput(value));
+      from_snap.emplace(std::move(s));
+      MF_TRY(r, fs::RootDir::Open(from_snap->rootfs()));
+      src_root.emplace(std::move(r));
+      src.keep_owners = true;
+    } else if (!in.args.empty()) {
+      if (!session_)
+        return MakeError(ErrorKind::kInternal, "step.session.missing",
+                         "no build context for build " + job_.build_id);
+      MF_TRY(r, fs::RootDir::Open(session_->context_dir));
+      src_root.emplace(std::move(r));
+      if (session_->ignore) src.ignore = &*session_->ignore;
+    }
+    if (src_root) src.root = &*src_root;
+    auto chain = ChainOf(state_);
+    MF_TRY(snap, StepSnapshot::Prepare(*env_.snapshots, chain));
+    auto copied = [&]() -> Expected<void> {
+      MF_TRY(dest, fs::RootDir::Open(snap.rootfs()));
+      std::string workdir = state_.config.config.working_dir.empty()
+                                ? "/" : state_.config.config.working_dir;
+      MF_TRY_VOID(Copy(src, dest, workdir, in));
+      return Ok();
+    }();
+    src_root.reset();  // its fd pins the view's mount
+    if (from_snap) (void)from_snap->Discard();
+    if (!copied.ok()) {
+      (void)snap.Discard();
+      return std::move(copied).error();
+    }
+    MF_TRY(layer, CommitLayer(snap));
+    std::string by = std::string(dockerfile::CmdName(in.cmd)) + " ";
+    if (!in.from.empty()) by += "--from=" + in.from + " ";
+    std::vector<std::string> srcs = in.args;
+    for (const auto& h : in.heredoc_sources) srcs.push_back("<<" + h.name);
+    by += Join(srcs) + " " + in.dest + " # buildkit";
+    AddHistory(by, false);
+    return layer;
+  }
+
+  Expected<StepSnapshot> MountFrom(const std::string& ref) override {
+    MF_TRY(value, InputValue(ref));
+    return MountInput(value);
+  }
+
+  const wire::StageJobData& job_;
+  WorkerEnv& env_;
+  const ProgressFn& progress_;
+  image::LayerIndex layers_;
+  std::shared_ptr<const BuildSession> session_;
+  std::map<std::string, std::string> inputs_;
+  StageState state_;
+};
+
+}  // namespace
+
+std::vector<std::string> RunArgv(const Instruction& in, const std::vector<std::string>& shell) {
+  std::vector<std::string> argv = shell;
+  std::string cmd = Join(in.args);
+  for (const auto& f : in.files) cmd += "\n" + f.content + f.name;
+  argv.push_back(cmd);
+  return argv;
+}
+
+Expected<wire::StageResultData> ExecuteStage(const wire::StageJobData& job, WorkerEnv& env,
+                                             const ProgressFn& progress) {
+  StageRunner runner(job, env, progress);
+  return runner.Run();
+}
+
+}  // namespace manifold::worker

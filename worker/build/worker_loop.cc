@@ -1,0 +1,81 @@
+#include "worker/build/worker_loop.h"
+
+#include <zmq.hpp>
+
+#include "common/base/log.h"
+#include "common/wire/socket_options.h"
+
+namespace manifold::worker {
+
+WorkerLoop::WorkerLoop(zmq::context_t& ctx, WorkerEnv& env, WorkerLoopOptions options)
+    : ctx_(ctx), env_(env), options_(std::move(options)) {
+  for (unsigned i = 0; i < options_.slots; ++i) threads_.emplace_back([this, i] { Slot(i); });
+}
+
+WorkerLoop::~WorkerLoop() { Join(); }
+
+void WorkerLoop::Join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+void WorkerLoop::Slot(unsigned index) {
+  try {
+    zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
+    std::string id = options_.worker_id + "-s" + std::to_string(index);
+    sock.set(zmq::sockopt::routing_id, id);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.connect(options_.endpoint);
+    auto send = [&](const Expected<std::string>& bytes) {
+      if (!bytes.ok()) {
+        MF_LOG_ERROR("slot {}: cannot encode a message: {}", id, bytes.error().ToString());
+        return;
+      }
+      sock.send(zmq::buffer(*bytes), zmq::send_flags::none);
+    };
+    wire::WorkerHelloData hello;
+    hello.worker_id = id;
+    hello.platforms = options_.platforms;
+    hello.slots = 1;
+    hello.software_version = "0.1.0";
+    send(wire::EncodeWorkerHello(hello));
+    while (true) {
+      zmq::message_t msg;
+      if (!sock.recv(msg)) continue;
+      std::string_view bytes(static_cast<const char*>(msg.data()), msg.size());
+      auto type = wire::PeekMessageType(bytes);
+      if (!type.ok()) {
+        MF_LOG_WARN("slot {}: dropped a malformed message: {}", id, type.error().ToString());
+        continue;
+      }
+      if (*type == wire::MessageType::kShutdown) return;
+      if (*type != wire::MessageType::kStageJob) continue;
+      auto job = wire::DecodeStageJob(bytes);
+      if (!job.ok()) {
+        MF_LOG_WARN("slot {}: dropped a bad StageJob: {}", id, job.error().ToString());
+        continue;
+      }
+      ProgressFn progress = [&](const wire::ProgressData& p) { send(wire::EncodeProgress(p)); };
+      wire::StageResultData result;
+      Expected<wire::StageResultData> r = [&]() -> Expected<wire::StageResultData> {
+        try {
+          return ExecuteStage(*job, env_, progress);
+        } catch (const std::exception& e) {
+          return MakeError(ErrorKind::kInternal, "worker.exception", e.what());
+        }
+      }();
+      if (r.ok()) {
+        result = std::move(*r);
+      } else {
+        result.job_id = job->job_id;
+        result.lease_epoch = job->lease_epoch;
+        result.error = std::move(r).error();
+      }
+      send(wire::EncodeStageResult(result));
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ETERM) MF_LOG_ERROR("worker slot {}: {}", index, e.what());
+  }
+}
+
+}  // namespace manifold::worker

@@ -1,0 +1,46 @@
+// A worker's job slots on the wire: each slot is a thread with its own
+// ZeroMQ DEALER socket connected to the coordinator's ROUTER. A slot says
+// hello (schema Register, one slot each), then runs the StageJobs it is sent,
+// streaming Progress and ending each with a StageResult, until Shutdown. The
+// embedded mode connects over inproc://; the cluster mode over tcp://, with
+// the same code.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/base/expected.h"
+#include "worker/build/stage_executor.h"
+
+namespace zmq {
+class context_t;
+}
+
+namespace manifold::worker {
+
+struct WorkerLoopOptions {
+  std::string worker_id = "local";  ///< [A-Za-z0-9_-]; slot ids append "-s<N>"
+  std::string endpoint;             ///< the coordinator's ROUTER
+  unsigned slots = 2;
+  std::vector<std::pair<oci::Platform, bool>> platforms;  ///< (platform, emulated)
+};
+
+class WorkerLoop {
+ public:
+  /// Starts the slot threads. `ctx` and `env` must outlive the loop.
+  WorkerLoop(zmq::context_t& ctx, WorkerEnv& env, WorkerLoopOptions options);
+  /// Joins the slots (they stop on Shutdown or when the context terminates).
+  ~WorkerLoop();
+  void Join();
+
+ private:
+  void Slot(unsigned index);
+  zmq::context_t& ctx_;
+  WorkerEnv& env_;
+  WorkerLoopOptions options_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace manifold::worker
