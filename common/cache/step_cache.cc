@@ -1,4 +1,5 @@
 #include "common/cache/step_cache.h"
+#include "common/base/temp_name.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -87,8 +88,7 @@ Expected<void> StepCache::Put(const std::string& key, const StepRecord& record) 
         {{"mediaType", l.media_type}, {"digest", l.digest}, {"diffID", l.diff_id}, {"size", l.size}});
   std::string data = j.dump();
   std::string path = dir_ + "/" + hex + ".json";
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                    std::to_string(reinterpret_cast<std::uintptr_t>(&data));
+  std::string tmp = path + UniqueTempSuffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return IoError("create " + tmp, errno);
   std::size_t off = 0;

@@ -159,7 +159,8 @@ Expected<oci::Descriptor> ImageStore::AddPlatform(const std::string& name,
   return result;
 }
 
-Expected<void> ImageStore::Tag(const std::string& name, const oci::Descriptor& root) {
+Expected<void> ImageStore::Tag(const std::string& raw_name, const oci::Descriptor& root) {
+  MF_TRY(name, NormalizeName(raw_name));
   return names_.Update([&](std::map<std::string, NameRecord>* table) -> Expected<void> {
     (*table)[name] = NameRecord{root.digest.ToString(), root.media_type};
     return Ok();

@@ -1,4 +1,5 @@
 #include "common/image/layer_index.h"
+#include "common/base/temp_name.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -37,7 +38,7 @@ Expected<void> LayerIndex::Record(const std::string& diff_id, const oci::Descrip
                      "cannot create " + dir_ + ": " + std::strerror(errno));
   // One file per (diff_id, blob): concurrent writers never lose each other's records.
   std::string path = dir_ + "/" + d.hex + "." + layer.digest.hex;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = path + UniqueTempSuffix();
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << nlohmann::json{{"mediaType", layer.media_type}, {"digest", layer.digest.ToString()},

@@ -1,4 +1,5 @@
 #include "common/image/name_store.h"
+#include "common/base/temp_name.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -97,7 +98,7 @@ Expected<void> NameStore::Update(
     j["images"][name] = {{"digest", rec.digest}, {"mediaType", rec.media_type}};
   std::string body = j.dump(2) + "\n";
   std::string path = dir_ + "/" + kFile;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = path + UniqueTempSuffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("writing " + tmp, errno);
   const char* p = body.data();

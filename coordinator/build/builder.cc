@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -22,6 +23,7 @@
 #include "common/dockerfile/instruction.h"
 #include "common/dockerfile/mount.h"
 #include "common/dockerfile/parser.h"
+#include "common/dockerfile/source_error.h"
 #include "common/dockerfile/stage_graph.h"
 #include "common/image/image_store.h"
 #include "common/image/oci_layout.h"
@@ -282,10 +284,7 @@ class Build {
 
   Expected<void> ResolveInputs(JobState& js) {
     auto& job = js.job;
-    auto at_line = [&](Error e, int line) {
-      e.where = SourceRange{dockerfile_shown(), line, 0, line};
-      return e;
-    };
+    auto at_line = [&](Error e, int line) { return Locate(std::move(e), line, ""); };
     if (job.base_job.empty() && job.base != "scratch") {
       auto d = ResolveImage(job.base, job.platform);
       if (!d.ok()) {
@@ -337,6 +336,18 @@ class Build {
                        in.line);
     }
     return Ok();
+  }
+
+  /// "Dockerfile:N: [prefix] message", the source line and a caret, then
+  /// the error's own detail (a failed RUN's output).
+  Error Locate(Error e, int line, const std::string& prefix) const {
+    if (line <= 0) return e;
+    std::string msg = e.message;
+    for (const auto& c : e.context) msg = c + ": " + msg;
+    Error s = dockerfile::SourceError(dockerfile_shown(), df_.lines, line, 0, e.code,
+                                      prefix.empty() ? msg : prefix + " " + msg, e.kind);
+    if (!e.detail.empty()) s.detail += (s.detail.empty() ? "" : "\n") + e.detail;
+    return s;
   }
 
   std::string dockerfile_shown() const {
@@ -711,8 +722,9 @@ class Build {
           --running;
           if (r->error) {
             Error e = std::move(*r->error);
-            e = std::move(e).With("stage " + js.job.stage + " for " +
-                                  js.job.target_platform.ToString());
+            std::string tag = "[" + js.job.target_platform.ToString() + " " + js.job.stage + "]";
+            if (e.where && e.where->line > 0) e = Locate(std::move(e), e.where->line, tag);
+            else e = std::move(e).With(tag);
             if (!failure) failure = std::move(e);
             cancel_ = true;
             break;
@@ -795,8 +807,13 @@ class Build {
   }
 
   Expected<void> Export(const BuildSummary&) {
-    for (const auto& t : req_.tags) MF_TRY_VOID(store_->Tag(t, root_));
-    std::string name = req_.tags.empty() ? "" : req_.tags.front();
+    std::vector<std::string> names;
+    for (const auto& t : req_.tags) {
+      MF_TRY(n, image::ImageStore::NormalizeName(t));
+      names.push_back(n);
+    }
+    for (const auto& n : names) MF_TRY_VOID(store_->Tag(n, root_));
+    std::string name = names.empty() ? "" : names.front();
     for (const auto& o : req_.outputs) {
       MF_TRY(img, store_->ResolveDescriptor(name, root_));
       switch (o.type) {
@@ -813,8 +830,26 @@ class Build {
           ::mkdir(o.dest.c_str(), 0755);
           for (const auto& p : img.platforms) {
             oci::Platform plat{p.config.os, p.config.architecture, p.config.variant};
+            // Into a fresh sibling, then swapped in: a rebuild replaces the
+            // platform's tree and a failed unpack leaves the old one.
             std::string dir = o.dest + "/" + PlatformDir(plat);
-            MF_TRY_VOID(image::Unpack(*store_, p, dir));
+            std::string fresh = dir + ".new-" + std::to_string(::getpid());
+            std::string old = dir + ".old-" + std::to_string(::getpid());
+            std::error_code ec;
+            std::filesystem::remove_all(fresh, ec);
+            auto unpacked = image::Unpack(*store_, p, fresh);
+            if (!unpacked.ok()) {
+              std::filesystem::remove_all(fresh, ec);
+              return std::move(unpacked).error();
+            }
+            bool had = std::filesystem::exists(std::filesystem::symlink_status(dir));
+            if (had && ::rename(dir.c_str(), old.c_str()) != 0)
+              return MakeError(ErrorKind::kInternal, "build.output",
+                               "rename " + dir + ": " + std::strerror(errno));
+            if (::rename(fresh.c_str(), dir.c_str()) != 0)
+              return MakeError(ErrorKind::kInternal, "build.output",
+                               "rename " + fresh + ": " + std::strerror(errno));
+            if (had) std::filesystem::remove_all(old, ec);
           }
           break;
         }

@@ -53,9 +53,11 @@ std::string NowRfc3339() {
   return std::string(buf) + frac;
 }
 
+/// Locates a step's error at its Dockerfile line (the coordinator knows the
+/// file and prints the source line).
 Error AtLine(Error e, const Instruction& in) {
-  std::string where = "line " + std::to_string(in.line) + ": " + dockerfile::CmdName(in.cmd);
-  return std::move(e).With(where);
+  if (!e.where) e.where = SourceRange{"", in.line, 0, in.end_line};
+  return e;
 }
 
 layer::Compression CompressionOf(const std::string& name) {
@@ -655,7 +657,7 @@ class StageRunner : public InputMounter {
       MF_TRY(r, fs::RootDir::Open(from_snap->rootfs()));
       src_root.emplace(std::move(r));
       src.keep_owners = true;
-    } else if (!in.args.empty()) {
+    } else {
       if (!session_)
         return MakeError(ErrorKind::kInternal, "step.session.missing",
                          "no build context for build " + job_.build_id);

@@ -1,5 +1,7 @@
 #include "worker/executor/runc_runtime.h"
 
+#include <sys/prctl.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -193,6 +195,12 @@ Expected<std::unique_ptr<RuncRuntime>> RuncRuntime::Create(RuncConfig config) {
   MF_TRY(version, ParseRuncVersion(out.output).With("checking " + runc));
   MF_TRY_VOID(CheckRuncVersion(version).With("checking " + runc));
   MF_TRY(native, DetectNativePlatform());
+  if (!config.policy.capability_bounding_set) {
+    std::uint64_t set = 0;
+    for (int cap = 0; cap < 64; ++cap)
+      if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) set |= std::uint64_t{1} << cap;
+    config.policy.capability_bounding_set = set;
+  }
   const std::uint64_t nofile = AchievableNofile(config.policy.nofile_limit);
   if (nofile != config.policy.nofile_limit) {
     MF_LOG_INFO(

@@ -295,7 +295,15 @@ Expected<json> BuildRuntimeSpec(std::string_view id, const RunSpec& spec,
     }
   }
 
-  const std::vector<std::string>& caps = spec.insecure ? AllCapabilities() : DefaultCapabilities();
+  std::vector<std::string> caps = spec.insecure ? AllCapabilities() : DefaultCapabilities();
+  if (policy.capability_bounding_set) {
+    const auto& all = AllCapabilities();
+    std::erase_if(caps, [&](const std::string& c) {
+      auto it = std::find(all.begin(), all.end(), c);
+      auto bit = static_cast<std::uint64_t>(it - all.begin());
+      return it == all.end() || bit >= 64 || !((*policy.capability_bounding_set >> bit) & 1);
+    });
+  }
   json process = {
       {"terminal", false},
       {"user", {{"uid", spec.uid}, {"gid", spec.gid}}},

@@ -52,6 +52,10 @@ struct ExecutorPolicy {
   std::int64_t pids_limit = 4096;                  ///< 0 = unlimited
   std::optional<std::int64_t> memory_limit_bytes;  ///< unset = unlimited
   std::uint64_t nofile_limit = 1048576;
+  /// The worker's own capability bounding set (bit N = capability N): a
+  /// container cannot get what its runtime lacks, so `insecure` gets all of
+  /// these and the default set is cut to them. Unset = no limit (tests).
+  std::optional<std::uint64_t> capability_bounding_set;
   /// cgroupfs parent: each step's cgroup is /<cgroup_parent>/<id>.
   std::string cgroup_parent = "manifold";
 };
