@@ -26,6 +26,7 @@ struct BuildFlags {
   std::string progress = "auto";
   std::string compression = "gzip";
   unsigned slots = 2;
+  double step_timeout = 0;
   bool quiet = false;
 };
 
@@ -80,6 +81,9 @@ Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
                      "invalid --compression \"" + f.compression + "\" (gzip, zstd, none)");
   r.compression = f.compression;
   r.slots = f.slots == 0 ? 1 : f.slots;
+  if (f.step_timeout < 0)
+    return MakeError(ErrorKind::kInvalidInput, "cli.step_timeout", "--step-timeout must not be negative");
+  r.step_timeout = std::chrono::milliseconds(static_cast<long long>(f.step_timeout * 1000));
   return r;
 }
 
@@ -110,6 +114,8 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("-q,--quiet", f->quiet, "Print only the image index digest");
   cmd->add_option("--compression", f->compression, "Layer compression: gzip, zstd, none");
   cmd->add_option("--jobs", f->slots, "Jobs the embedded worker runs at once (default 2)");
+  cmd->add_option("--step-timeout", f->step_timeout,
+                  "Kill a RUN step after this many seconds (default: no limit)");
   cmd->callback([f, exit_code] {
     auto req = MakeRequest(*f);
     if (!req.ok()) {

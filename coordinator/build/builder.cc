@@ -1,5 +1,7 @@
 #include "coordinator/build/builder.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base/log.h"
+#include "common/fs/unique_fd.h"
 #include "common/cache/cache_key.h"
 #include "common/cache/step_cache.h"
 #include "common/dockerfile/dockerignore.h"
@@ -499,7 +502,7 @@ class Build {
     }
     // Only jobs that the targets need, through jobs that must run, run.
     for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
-      if (IsTarget(*it)) it->needed = true;
+      if (IsTarget(*it) || it->no_cache) it->needed = true;
       if (!it->needed || it->cached_whole) continue;
       for (const auto& dep : it->job.depends_on) jobs_[index_.at(dep)].needed = true;
     }
@@ -595,12 +598,12 @@ class Build {
     ::chmod(wstate.c_str(), 0700);
     MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
     snapshots_.emplace(std::move(snapshots));
+    MF_TRY(run_dir, ClaimRunDir(wstate));
     worker::RuncConfig rc;
-    rc.state_dir = wstate;
+    rc.state_dir = run_dir;
     rc.policy.allow_insecure = req_.worker_allows_insecure;
     MF_TRY(runtime, worker::RuncRuntime::Create(rc));
     runtime_ = std::move(runtime);
-    (void)runtime_->RemoveStale();
     wenv_.store = store_.get();
     wenv_.snapshots = &*snapshots_;
     wenv_.runtime = runtime_.get();
@@ -757,8 +760,46 @@ class Build {
     loop.reset();
     router.close();
     sessions_.Remove(build_id_);
+    runtime_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(run_dir_, ec);
+    run_lock_ = fs::UniqueFd();
     if (failure) return std::move(*failure);
     return Ok();
+  }
+
+  /// This build's runc root and bundles: <worker>/run/<build id>, locked for
+  /// the build's life. Run dirs whose lock is free belong to builds that
+  /// died (SIGKILL, power loss): their containers are killed and removed
+  /// and the dir deleted, so their overlays can be swept (RELIABILITY C5).
+  /// Builds running at the same time on one state dir never touch each
+  /// other's containers.
+  Expected<std::string> ClaimRunDir(const std::string& wstate) {
+    std::string runs = wstate + "/run";
+    ::mkdir(runs.c_str(), 0700);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(runs, ec)) {
+      std::string d = e.path().string();
+      int fd = ::open((d + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+      if (fd < 0) continue;
+      fs::UniqueFd lock(fd);
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) continue;  // a live build
+      worker::RuncConfig stale;
+      stale.state_dir = d;
+      auto rt = worker::RuncRuntime::Create(stale);
+      if (rt.ok()) (void)(*rt)->RemoveStale();
+      std::filesystem::remove_all(d, ec);
+      MF_LOG_INFO("removed the run dir of a dead build: {}", d);
+    }
+    std::string mine = runs + "/" + build_id_;
+    if (::mkdir(mine.c_str(), 0700) != 0)
+      return MakeError(ErrorKind::kInternal, "build.state", "mkdir " + mine + ": " + std::strerror(errno));
+    int fd = ::open((mine + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0)
+      return MakeError(ErrorKind::kInternal, "build.state", "lock " + mine + ": " + std::strerror(errno));
+    run_lock_ = fs::UniqueFd(fd);
+    run_dir_ = mine;
+    return mine;
   }
 
   static std::string Title(const dockerfile::Instruction& in) {
@@ -881,6 +922,8 @@ class Build {
   std::atomic<bool> cancel_{false};
   int jobs_run_ = 0;
   oci::Descriptor root_;
+  std::string run_dir_;
+  fs::UniqueFd run_lock_;
 };
 
 }  // namespace

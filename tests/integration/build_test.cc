@@ -575,5 +575,118 @@ TEST_F(BuildTest, DockerfileOutsideTheContextAndOciDirOutput) {
   EXPECT_EQ(raw["manifests"][0]["platform"]["architecture"], "amd64");
 }
 
+// ---------------------------------------------------------------- faults
+
+int CountMounts(const std::string& under) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) n += line.find(under) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+TEST_F(BuildTest, KilledBuildLeavesNothingThatTheNextBuildUses) {
+  // RELIABILITY C5: SIGKILL while a RUN is running; the next build removes
+  // the dead build's container, mount and scratch, re-runs the step and
+  // succeeds.
+  ImportBusybox();
+  Dockerfile("FROM busybox\nRUN echo started; sleep 4; echo finished > /done\n");
+  std::string log = tmp_.path() + "/killed.log";
+  std::string cmd = std::string(MF_MANIFOLD_BIN) + " build --progress plain " + ctx_ + " > " + log +
+                    " 2>&1 & echo $!";
+  std::string pid = Sh(cmd);
+  for (int i = 0; i < 100 && ReadFile(log).find("| started") == std::string::npos; ++i)
+    usleep(100 * 1000);
+  ASSERT_NE(ReadFile(log).find("| started"), std::string::npos) << ReadFile(log);
+  Sh("kill -9 " + pid);
+  usleep(300 * 1000);
+  EXPECT_GE(CountMounts(root_ + "/snapshots/tmp-"), 1);  // the dead build's overlay
+  Result r = MustBuild("");
+  EXPECT_EQ(r.executed, 1) << r.out;
+  EXPECT_EQ(CountMounts(root_ + "/snapshots/tmp-"), 0);
+  int scratch = 0;
+  for (auto& e : fs::directory_iterator(root_ + "/snapshots"))
+    scratch += e.path().filename().string().rfind("tmp-", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(scratch, 0);
+  EXPECT_EQ(Sh("runc --root " + root_ + "/worker/run list -q 2>/dev/null | wc -l"), "0\n");
+  EXPECT_TRUE(fs::is_empty(root_ + "/worker/run"));
+}
+
+TEST_F(BuildTest, StepTimeoutKillsTheStepAndTheWorkerCarriesOn) {
+  // RELIABILITY D4: a step that sleeps forever is killed; nothing is left.
+  ImportBusybox();
+  Dockerfile("FROM busybox\nRUN sleep 1000\n");
+  Result r = Build("--step-timeout 1");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("error: Dockerfile:2: [linux/amd64 stage-0]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("RUN timed out after 1s (--step-timeout) and was killed"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(CountMounts(root_), 0);
+  Dockerfile("FROM busybox\nRUN echo fine > /fine\n");
+  EXPECT_EQ(ReadFile(BuildLocal("--step-timeout 5") + "/fine"), "fine\n");
+}
+
+TEST_F(BuildTest, NoCacheFilterReRunsOnlyTheNamedStage) {
+  ImportBusybox();
+  Dockerfile(
+      "FROM busybox AS a\nRUN echo a > /a\n"
+      "FROM busybox AS b\nRUN echo b > /b\n"
+      "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n");
+  Result cold = MustBuild("");
+  EXPECT_EQ(cold.executed, 4) << cold.out;
+  Result filtered = MustBuild("--no-cache-filter b");
+  // b's RUN re-runs; its output is byte-identical, so the final COPYs that
+  // depend on it are keyed on b's key, which did not change: they hit.
+  EXPECT_EQ(filtered.executed, 1) << filtered.out;
+  EXPECT_NE(filtered.out.find("[linux/amd64 b 1/1] RUN echo b > /b"), std::string::npos)
+      << filtered.out;
+  EXPECT_EQ(filtered.digest, cold.digest);
+}
+
+TEST_F(BuildTest, JsonProgressIsOneObjectPerLine) {
+  ImportBusybox();
+  Dockerfile("FROM busybox\nRUN echo hello-json\n");
+  std::string out;
+  int rc = RunCommand("{ " + std::string(MF_MANIFOLD_BIN) + " build --progress json " + ctx_ +
+                          " >" + tmp_.path() + "/digest; }",
+                      &out);
+  ASSERT_EQ(rc, 0) << out;
+  std::istringstream lines(out);
+  std::string line;
+  std::vector<std::string> events;
+  bool saw_output = false;
+  while (std::getline(lines, line)) {
+    if (line.rfind("built ", 0) == 0) continue;
+    json j = json::parse(line);
+    events.push_back(j["event"]);
+    if (j["event"] == "output")
+      saw_output = saw_output || j["text"].get<std::string>().find("hello-json") != std::string::npos;
+    if (j["event"] != "info") {
+      EXPECT_EQ(j["platform"], "linux/amd64");
+      EXPECT_EQ(j["step"], 0);
+    }
+  }
+  EXPECT_TRUE(saw_output) << out;
+  EXPECT_NE(std::find(events.begin(), events.end(), "start"), events.end());
+  EXPECT_NE(std::find(events.begin(), events.end(), "done"), events.end());
+}
+
+TEST_F(BuildTest, TwoBuildsOnOneStateDirAtOnce) {
+  ImportBusybox();
+  std::string other = tmp_.path() + "/ctx2";
+  WriteFile(other + "/Dockerfile", "FROM busybox\nRUN sleep 2; echo two > /two\n");
+  Dockerfile("FROM busybox\nRUN sleep 1; echo one > /one\n");
+  std::string log = tmp_.path() + "/other.log";
+  std::string pid = Sh(std::string(MF_MANIFOLD_BIN) + " build -t two " + other + " > " + log +
+                       " 2>&1 & echo $!");
+  Result r = MustBuild("-t one");
+  EXPECT_EQ(r.executed, 1) << r.out;
+  Sh("while kill -0 " + pid.substr(0, pid.size() - 1) + " 2>/dev/null; do sleep 0.1; done");
+  EXPECT_NE(ReadFile(log).find("steps: 1 executed"), std::string::npos) << ReadFile(log);
+  std::string images = Manifold("images");
+  EXPECT_NE(images.find("library/one"), std::string::npos) << images;
+  EXPECT_NE(images.find("library/two"), std::string::npos) << images;
+}
+
 }  // namespace
 }  // namespace manifold::testing

@@ -588,7 +588,16 @@ class StageRunner : public InputMounter {
     req.on_output = [this, index](std::string_view chunk) {
       Progress(index, wire::ProgressData::Kind::kOutput, std::string(chunk), 0);
     };
-    MF_TRY(res, env_.runtime->Run(req));
+    auto run = env_.runtime->Run(req);
+    if (!run.ok() && run.error().code == "executor.timeout") {
+      Error e = std::move(run).error();
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", static_cast<double>(env_.step_timeout.count()) / 1000.0);
+      e.message = std::string("RUN timed out after ") + secs + "s (--step-timeout) and was killed";
+      if (!e.detail.empty()) e.detail = "output (last bytes):\n" + e.detail;
+      return e;
+    }
+    MF_TRY(res, std::move(run));
     MF_TRY_VOID(mounts.Finish(root));
     if (res.exit_code != 0) {
       std::string cmd = Join(argv);
