@@ -533,7 +533,10 @@ class StageRunner : public InputMounter {
     MF_TRY(root, fs::RootDir::Open(snap.rootfs()));
     RunSpec spec;
     spec.rootfs = snap.rootfs();
-    spec.cwd = c.working_dir.empty() ? "/" : c.working_dir;
+    // Checked before anything is created for it (RELIABILITY A5: a WORKDIR
+    // in /proc forced through the wire is refused here too).
+    MF_TRY(cwd, ValidateCwd(c.working_dir.empty() ? "/" : c.working_dir));
+    spec.cwd = cwd;
     if (spec.cwd != "/") {
       MF_TRY(wd, fs::Path::Parse(spec.cwd));
       MF_TRY_VOID(root.MkdirAll(wd, 0755));
