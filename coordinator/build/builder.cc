@@ -28,6 +28,7 @@
 #include "common/dockerfile/parser.h"
 #include "common/dockerfile/source_error.h"
 #include "common/dockerfile/stage_graph.h"
+#include "common/http/url_source.h"
 #include "common/image/image_store.h"
 #include "common/image/oci_layout.h"
 #include "common/image/unpack.h"
@@ -438,7 +439,21 @@ class Build {
         if ((in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd)) {
           if (in.from.empty()) {
             for (const auto& a : in.args) {
-              if (a.find("://") != std::string::npos) continue;
+              if (in.cmd == Cmd::kAdd && http::IsAddUrl(a)) {
+                // A checksum pins the content; without one, ask the server.
+                if (!in.checksum.empty()) continue;
+                auto known = url_fingerprints_.find(a);
+                if (known == url_fingerprints_.end()) {
+                  auto fp = http::UrlFingerprint(a);
+                  if (!fp.ok()) return Locate(std::move(fp).error(), in.line, "");
+                  known = url_fingerprints_.emplace(a, *fp).first;
+                }
+                cache::SourceDigest sd;
+                sd.path = a;
+                sd.link_target = known->second;
+                si.sources.push_back(std::move(sd));
+                continue;
+              }
               auto sel = SelectSources(context_, a);
               si.sources.insert(si.sources.end(), sel.begin(), sel.end());
             }
@@ -924,6 +939,7 @@ class Build {
   oci::Descriptor root_;
   std::string run_dir_;
   fs::UniqueFd run_lock_;
+  std::map<std::string, std::string> url_fingerprints_;
 };
 
 }  // namespace

@@ -435,6 +435,62 @@ TEST_F(BuildTest, CopyAndAddFromContextStagesAndImages) {
   EXPECT_EQ(ReadFile(root + "/heredoc.txt"), "from a heredoc\n");
 }
 
+TEST_F(BuildTest, AddFetchesUrlsVerifiesChecksumsAndNoticesRemoteChanges) {
+  ImportBusybox();
+  std::string www = tmp_.path() + "/www";
+  WriteFile(www + "/tool.txt", "remote v1\n");
+  Sh("cd " + www + " && tar -czf bundle.tar.gz tool.txt");
+  std::string log = tmp_.path() + "/http.log";
+  std::string pid = Sh("cd " + www + " && (python3 -u -m http.server 0 --bind 127.0.0.1 > " + log +
+                       " 2>&1 & echo $!)");
+  pid.pop_back();
+  std::smatch m;
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = ReadFile(log);
+    if (std::regex_search(text, m, std::regex("port ([0-9]+)"))) break;
+    usleep(100 * 1000);
+  }
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("port ([0-9]+)"))) << text;
+  std::string base = "http://127.0.0.1:" + m[1].str();
+  std::string sum = "sha256:" + Sh("sha256sum " + www + "/tool.txt | cut -c1-64").substr(0, 64);
+  Dockerfile("FROM busybox\n"
+             "ADD " + base + "/tool.txt /dl/\n"
+             "ADD --checksum=" + sum + " " + base + "/tool.txt /pinned.txt\n"
+             "ADD " + base + "/bundle.tar.gz /archives/\n"
+             "ADD --chmod=755 " + base + "/tool.txt /exec.txt\n");
+  std::string root = BuildLocal();
+  EXPECT_EQ(ReadFile(root + "/dl/tool.txt"), "remote v1\n");
+  EXPECT_EQ(ReadFile(root + "/pinned.txt"), "remote v1\n");
+  EXPECT_TRUE(fs::is_regular_file(root + "/archives/bundle.tar.gz"));  // never extracted
+  struct stat st {};
+  ASSERT_EQ(::stat((root + "/dl/tool.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(::stat((root + "/exec.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  Result same = MustBuild("");
+  EXPECT_EQ(same.executed, 0) << same.out;
+
+  // The server's content changes: the unpinned ADD runs again, so the pinned
+  // one after it runs too, and its checksum no longer matches.
+  sleep(1);  // a new Last-Modified second
+  WriteFile(www + "/tool.txt", "remote v2\n");
+  Result changed = Build("");
+  EXPECT_EQ(changed.rc, 1);
+  EXPECT_NE(changed.out.find("error: Dockerfile:3: [linux/amd64 stage-0] digest mismatch for " +
+                             base + "/tool.txt: want " + sum + ", got sha256:"),
+            std::string::npos)
+      << changed.out;
+  Dockerfile("FROM busybox\nADD " + base + "/tool.txt /dl/\n");
+  EXPECT_EQ(ReadFile(BuildLocal() + "/dl/tool.txt"), "remote v2\n");
+  Dockerfile("FROM busybox\nADD " + base + "/missing.txt /x\n");
+  Result missing = Build("");
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.out.find("failed to fetch " + base + "/missing.txt: 404"), std::string::npos)
+      << missing.out;
+  Sh("kill " + pid);
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST_F(BuildTest, FailingRunReportsExitCodeAndOutputAndTagsNothing) {

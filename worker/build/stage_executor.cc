@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <ctime>
+#include <cstring>
+#include <filesystem>
 
 #include "common/base/log.h"
+#include "common/http/url_source.h"
 #include "common/cache/cache_key.h"
 #include "common/fs/root_dir.h"
 #include "common/image/blob_stream.h"
@@ -684,7 +687,16 @@ class StageRunner : public InputMounter {
       MF_TRY(dest, fs::RootDir::Open(snap.rootfs()));
       std::string workdir = state_.config.config.working_dir.empty()
                                 ? "/" : state_.config.config.working_dir;
-      MF_TRY_VOID(Copy(src, dest, workdir, in));
+      Instruction local = in;
+      local.args.clear();
+      std::vector<std::string> urls;
+      for (const auto& a : in.args) (in.cmd == Cmd::kAdd && http::IsAddUrl(a) ? urls : local.args).push_back(a);
+      if (!in.checksum.empty() && (urls.size() != 1 || in.args.size() != 1))
+        return MakeError(ErrorKind::kInvalidInput, "step.add.checksum_source",
+                         "checksum can't be specified for non-HTTP(S) sources");
+      if (!urls.empty()) MF_TRY_VOID(AddUrls(in, urls, dest, workdir));
+      if (!local.args.empty() || !local.heredoc_sources.empty())
+        MF_TRY_VOID(Copy(src, dest, workdir, local));
       return Ok();
     }();
     src_root.reset();  // its fd pins the view's mount
@@ -701,6 +713,44 @@ class StageRunner : public InputMounter {
     by += Join(srcs) + " " + in.dest + " # buildkit";
     AddHistory(by, false);
     return layer;
+  }
+
+  /// ADD's URL sources: each fetched into its own download dir, then copied
+  /// like a context file (owner 0:0 unless --chown, mode 0600 unless --chmod).
+  Expected<void> AddUrls(const Instruction& in, const std::vector<std::string>& urls,
+                         const fs::RootDir& dest, const std::string& workdir) {
+    const std::string& d = in.dest;
+    bool dest_is_dir = d.ends_with("/") || d == "." || d.ends_with("/.") || d.empty();
+    if (in.args.size() + in.heredoc_sources.size() > 1 && !dest_is_dir)
+      return MakeError(ErrorKind::kInvalidInput, "copy.dest.not_dir",
+                       "When using ADD with more than one source file, the destination must be "
+                       "a directory and end with a /");
+    std::string base = env_.state_dir + "/downloads";
+    ::mkdir(base.c_str(), 0700);
+    std::string tmpl = base + "/XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      return MakeError(ErrorKind::kInternal, "step.add.io", "mkdtemp " + tmpl + ": " + std::strerror(errno));
+    struct Cleanup {
+      std::string dir;
+      ~Cleanup() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+      }
+    } cleanup{tmpl};
+    for (std::size_t i = 0; i < urls.size(); ++i) {
+      std::string sub = tmpl + "/" + std::to_string(i);
+      ::mkdir(sub.c_str(), 0700);
+      MF_TRY(got, http::DownloadUrl(urls[i], in.checksum, sub));
+      MF_TRY(root, fs::RootDir::Open(sub));
+      CopySource src;
+      src.root = &root;
+      Instruction one = in;
+      one.cmd = Cmd::kCopy;  // a fetched archive is not extracted
+      one.args = {http::UrlFileName(urls[i])};
+      one.heredoc_sources.clear();
+      MF_TRY_VOID(Copy(src, dest, workdir, one));
+    }
+    return Ok();
   }
 
   Expected<StepSnapshot> MountFrom(const std::string& ref) override {
