@@ -575,6 +575,8 @@ class Build {
   Expected<wire::StageJobData> MakeJob(const JobState& js) {
     auto data = plan::MakeStageJobData(build_id_, js.job, 1, js.keys);
     if (!js.base_manifest.empty()) data.base_manifest_digest = js.base_manifest;
+    for (const auto& [k, v] : req_.build_args)
+      if (cache::IsProxyBuildArg(k)) data.args.emplace(k, v);
     if (!js.job.base_job.empty())
       data.inputs.emplace_back(js.job.base_job,
                                "stage:" + jobs_[index_.at(js.job.base_job)].config_digest);

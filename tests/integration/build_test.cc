@@ -491,6 +491,56 @@ TEST_F(BuildTest, AddFetchesUrlsVerifiesChecksumsAndNoticesRemoteChanges) {
   Sh("kill " + pid);
 }
 
+TEST_F(BuildTest, CrossStagesScratchDeletionsAndProxyArgs) {
+  ImportBusybox();
+  ImportBusybox("arm64");
+  Dockerfile(
+      "FROM --platform=$BUILDPLATFORM busybox AS tool\n"
+      "ARG TARGETARCH\n"
+      "RUN uname -m > /built-on && echo $TARGETARCH > /built-for\n"
+      "FROM busybox AS runtime\n"
+      "RUN rm -rf /etc/group /usr/sbin && mkdir -p /usr/share/doc && rm -rf /usr/share\n"
+      "RUN echo $HTTP_PROXY > /proxy-seen\n"
+      "FROM scratch\n"
+      "COPY --from=tool /built-on /built-for /\n"
+      "COPY --from=runtime /proxy-seen /etc/passwd /\n");
+  std::string archive = tmp_.path() + "/x.tar";
+  std::string out = tmp_.path() + "/o";
+  MustBuild("--platform linux/arm64 --build-arg HTTP_PROXY=http://proxy-one:3128 -o type=local,dest=" +
+            out + " -o type=oci,dest=" + archive);
+  std::string root = out + "/linux_arm64";
+  EXPECT_EQ(ReadFile(root + "/built-on"), "x86_64\n");  // the build platform, natively
+  EXPECT_EQ(ReadFile(root + "/built-for"), "arm64\n");
+  EXPECT_EQ(ReadFile(root + "/proxy-seen"), "http://proxy-one:3128\n");  // used...
+  EXPECT_TRUE(fs::exists(root + "/passwd"));
+  EXPECT_FALSE(fs::exists(root + "/bin"));  // FROM scratch: only what was copied
+  json c = Config(archive, "arm64");
+  EXPECT_EQ(c["rootfs"]["diff_ids"].size(), 2u);
+  EXPECT_EQ(c["architecture"], "arm64");
+  // ...but kept out of the cache key and the history: another proxy hits.
+  Result again = MustBuild("--platform linux/arm64 --build-arg HTTP_PROXY=http://proxy-two:3128 "
+                           "--target runtime -o type=oci,dest=" + archive);
+  EXPECT_EQ(again.executed, 0) << again.out;
+  json rc = Config(archive, "arm64");
+  EXPECT_EQ(rc.dump().find("proxy-one"), std::string::npos) << rc["history"].dump(1);
+  // The deletions are whiteouts in the layer (RELIABILITY C1): the unpacked
+  // runtime stage lacks them.
+  std::string rt = tmp_.path() + "/rt";
+  MustBuild("--platform linux/arm64 --target runtime --build-arg HTTP_PROXY=x -o type=local,dest=" + rt);
+  EXPECT_FALSE(fs::exists(rt + "/linux_arm64/etc/group"));
+  EXPECT_FALSE(fs::exists(rt + "/linux_arm64/usr/share"));
+  EXPECT_FALSE(fs::exists(rt + "/linux_arm64/usr/sbin"));
+  EXPECT_TRUE(fs::exists(rt + "/linux_arm64/etc/passwd"));
+  json top = json::parse(Sh("tar -xOf " + archive + " index.json"));
+  json index = Blob(archive, top["manifests"][0]["digest"]);
+  json manifest = Blob(archive, index["manifests"][0]["digest"]);
+  std::string layer = manifest["layers"][1]["digest"];
+  std::string listing = Sh("tar -xOf " + archive + " blobs/sha256/" + layer.substr(7) + " | tar -tzf -");
+  EXPECT_NE(listing.find("etc/.wh.group"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("usr/.wh.sbin"), std::string::npos) << listing;
+  EXPECT_EQ(listing.find("usr/share"), std::string::npos) << listing;  // made and removed: nothing
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST_F(BuildTest, FailingRunReportsExitCodeAndOutputAndTagsNothing) {

@@ -513,7 +513,14 @@ class StageRunner : public InputMounter {
 
   // RUN ----------------------------------------------------------------
 
-  std::map<std::string, std::string> RunArgs() const { return state_.args; }
+  /// Build args a RUN sees: the ARGs in scope, plus the predefined proxy
+  /// args given with --build-arg, which need no ARG (as in Docker).
+  std::map<std::string, std::string> RunArgs() const {
+    auto args = state_.args;
+    for (const auto& [k, v] : job_.args)
+      if (cache::IsProxyBuildArg(k)) args.emplace(k, v);
+    return args;
+  }
 
   Expected<wire::LayerData> RunStep(const Instruction& in, int index) {
     if (in.security == "insecure" && !(job_.options.allow_insecure && env_.policy.allow_insecure))
