@@ -244,9 +244,19 @@ for arch in "${ARCHES[@]}"; do run_server "$arch"; done
 BUILDAH_USED=1
 log "buildah: loading node:20 (both platforms) into $BROOT"
 "$MANIFOLD" export node:20 -o "$WORK/node20.tar" 2>&1 >&2
-skopeo copy --all "oci-archive:$WORK/node20.tar" \
-  "containers-storage:[overlay@$BROOT+$BRUN]docker.io/library/node:20" >"$LOGS/skopeo.log" 2>&1 ||
-  { cat "$LOGS/skopeo.log" >&2; die "skopeo copy of node:20 into buildah's storage failed"; }
+# skopeo 1.9 cannot copy a whole index into containers-storage ("does not
+# support copying multiple images as a group"): copy each platform's image, then
+# make node:20 a local manifest list of the two, which buildah's FROM resolves
+# per --platform.
+for arch in "${ARCHES[@]}"; do
+  skopeo copy --override-os linux --override-arch "$arch" "oci-archive:$WORK/node20.tar" \
+    "containers-storage:[overlay@$BROOT+$BRUN]localhost/node-base:20-$arch" >>"$LOGS/skopeo.log" 2>&1 ||
+    { cat "$LOGS/skopeo.log" >&2; die "skopeo copy of node:20 linux/$arch into buildah's storage failed"; }
+done
+"${B[@]}" manifest create docker.io/library/node:20 >/dev/null
+for arch in "${ARCHES[@]}"; do
+  "${B[@]}" manifest add docker.io/library/node:20 "containers-storage:localhost/node-base:20-$arch" >/dev/null
+done
 "${B[@]}" images >&2
 
 bu_build() {  # bu_build LABEL CONTEXT

@@ -106,6 +106,7 @@ struct JobState {
   std::map<std::string, std::string> stage_inputs;  ///< ref -> job id
   bool no_cache = false;
   bool needed = false;
+  bool rooted_at_scratch = false;
   enum class Status { kPending, kRunning, kDone } status = Status::kPending;
   bool cached_whole = false;
   std::string config_digest;
@@ -400,6 +401,14 @@ class Build {
     for (auto& js : jobs_) {
       const auto& job = js.job;
       cache::Parent parent;
+      // The target platform reaches a result only through the TARGET* args
+      // (in the expanded instructions and RUN's args, both keyed) and the
+      // config of a stage rooted at scratch. Elsewhere it stays out of the
+      // key, so a FROM --platform=$BUILDPLATFORM stage that does not use
+      // them is one job for all targets.
+      js.rooted_at_scratch = job.base == "scratch" ||
+                             (!job.base_job.empty() && jobs_[index_.at(job.base_job)].rooted_at_scratch);
+      const oci::Platform& keyed_target = js.rooted_at_scratch ? job.target_platform : job.platform;
       if (!job.base_job.empty()) {
         parent = {cache::Parent::Kind::kStage, jobs_[index_.at(job.base_job)].final_key};
       } else if (job.base == "scratch") {
@@ -418,7 +427,7 @@ class Build {
           }
         cache::StepInputs si;
         si.parent = parent;
-        si.target_platform = job.target_platform;
+        si.target_platform = keyed_target;
         si.exec_platform = job.platform;
         si.instruction = in;
         si.source_date_epoch = req_.source_date_epoch;
@@ -468,7 +477,7 @@ class Build {
       if (js.keys.empty()) {
         cache::StepInputs si;
         si.parent = parent;
-        si.target_platform = job.target_platform;
+        si.target_platform = keyed_target;
         si.exec_platform = job.platform;
         si.instruction.cmd = Cmd::kFrom;
         si.source_date_epoch = req_.source_date_epoch;
@@ -665,6 +674,14 @@ class Build {
         // Dispatch ready jobs: native slots first (emulation is 5-20x slower).
         for (auto& js : jobs_) {
           if (!Ready(js)) continue;
+          // A job with the same final key as a running one (a
+          // FROM --platform=$BUILDPLATFORM stage planned for each target)
+          // waits and takes its result.
+          bool twin_running = false;
+          for (const auto& other : jobs_)
+            twin_running = twin_running || (other.status == JobState::Status::kRunning &&
+                                            other.final_key == js.final_key && !js.no_cache);
+          if (twin_running) continue;
           std::string best;
           int best_rank = 99;
           for (auto& [id, s] : slots) {
@@ -755,6 +772,18 @@ class Build {
           for (const auto& s : r->steps)
             if (s.index < js.step_cached.size()) js.step_cached[s.index] = s.cached;
           ++jobs_run_;
+          for (auto& twin : jobs_) {
+            if (twin.status != JobState::Status::kPending || twin.no_cache ||
+                twin.final_key != js.final_key)
+              continue;
+            twin.status = JobState::Status::kDone;
+            twin.cached_whole = true;
+            twin.config_digest = js.config_digest;
+            twin.layers = js.layers;
+            twin.step_cached.assign(twin.job.instructions.size(), true);
+            for (std::size_t i = 0; i < twin.job.instructions.size(); ++i)
+              printer_.Step(twin, static_cast<int>(i), "cached", Title(twin.job.instructions[i]), 0);
+          }
           break;
         }
         default:

@@ -539,6 +539,33 @@ TEST_F(BuildTest, CrossStagesScratchDeletionsAndProxyArgs) {
   EXPECT_NE(listing.find("etc/.wh.group"), std::string::npos) << listing;
   EXPECT_NE(listing.find("usr/.wh.sbin"), std::string::npos) << listing;
   EXPECT_EQ(listing.find("usr/share"), std::string::npos) << listing;  // made and removed: nothing
+  // For two targets the build-platform stage differs only by TARGETARCH; a
+  // stage identical for both runs once.
+  Dockerfile(
+      "FROM --platform=$BUILDPLATFORM busybox AS tool\n"
+      "RUN echo same-for-all > /tool\n"
+      "FROM busybox\n"
+      "COPY --from=tool /tool /tool\n");
+  Result twins = MustBuild("--platform linux/amd64,linux/arm64");
+  EXPECT_EQ(twins.executed, 3) << twins.out;  // one RUN, two COPYs
+  EXPECT_EQ(twins.cached, 1) << twins.out;
+}
+
+TEST_F(BuildTest, ChainsLongerThanTheMountOptionLimitStillBuild) {
+  // ~68 bytes per lower dir: 90 layers are far past one page of overlay
+  // options, so the snapshotter flattens a prefix of the chain.
+  ImportBusybox();
+  std::string df = "FROM busybox\n";
+  for (int i = 1; i <= 90; ++i) df += "RUN echo " + std::to_string(i) + " > /f" + std::to_string(i) + "\n";
+  df += "RUN cat /f1 /f45 /f90 > /sum\n";
+  Dockerfile(df);
+  std::string root = BuildLocal();
+  EXPECT_EQ(ReadFile(root + "/sum"), "1\n45\n90\n");
+  EXPECT_EQ(ReadFile(root + "/f77"), "77\n");
+  int chains = 0;
+  for (auto& e : fs::directory_iterator(root_ + "/snapshots"))
+    chains += e.path().filename().string().rfind("chain-", 0) == 0 ? 1 : 0;
+  EXPECT_GE(chains, 1);
 }
 
 // ---------------------------------------------------------------- errors

@@ -306,10 +306,9 @@ TEST_F(RuncRuntimeTest, RefusesBeforeCreatingAnything) {
 }
 
 TEST_F(RuncRuntimeTest, InsecureWithEntitlement) {
+  // Every capability the worker holds itself: a container cannot get more
+  // than its runtime has (a sandboxed worker may lack some).
   const std::string own = Shell("grep CapBnd /proc/self/status");
-  if (own != "CapBnd:\t000001ffffffffff\n") {
-    GTEST_SKIP() << "this worker cannot grant every capability itself: " << own;
-  }
   config_.policy.allow_insecure = true;
   auto insecure = RuncRuntime::Create(config_);
   ASSERT_TRUE(insecure.ok());
@@ -318,7 +317,7 @@ TEST_F(RuncRuntimeTest, InsecureWithEntitlement) {
   auto r = (*insecure)->Run(req);
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->exit_code, 0);
-  EXPECT_EQ(r->output_tail, "CapBnd:\t000001ffffffffff\n");
+  EXPECT_EQ(r->output_tail, own);
 }
 
 // RELIABILITY D7.
