@@ -316,7 +316,8 @@ TEST_F(BuildTest, RunFormsHeredocsEnvironmentUserAndWorkdir) {
       "USER root\n"
       "SHELL [\"/bin/sh\", \"-xc\"]\n"
       "RUN echo shell-changed > /shell\n"
-      "RUN ls /proc/self/fd > /fds\n");
+      "RUN ls /proc/self/fd > /fds\n"
+      "RUN { cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; } > /pids-max\n");
   std::string root = BuildLocal();
   EXPECT_EQ(ReadFile(root + "/shell-form"), "hi world\n");
   EXPECT_EQ(ReadFile(root + "/exec-form"), "exec-form\n");
@@ -328,6 +329,8 @@ TEST_F(BuildTest, RunFormsHeredocsEnvironmentUserAndWorkdir) {
   EXPECT_EQ(ReadFile(root + "/shell"), "shell-changed\n");
   // RELIABILITY D1: only stdio (and ls's own directory fd) inside RUN.
   EXPECT_EQ(ReadFile(root + "/fds"), "0\n1\n2\n3\n");
+  // RELIABILITY D4: each step runs in its own cgroup with a pids limit.
+  EXPECT_EQ(ReadFile(root + "/pids-max"), "4096\n");
   // Mount stubs are cleaned: no /proc or /dev entries left in the layers.
   EXPECT_FALSE(fs::exists(root + "/proc"));
   EXPECT_FALSE(fs::exists(root + "/dev/pipes"));
