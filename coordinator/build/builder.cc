@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <iomanip>
 #include <random>
 #include <set>
@@ -218,9 +219,20 @@ class Build {
     context_dir_ = real ? real : req_.context_dir;
     std::free(real);
     dockerfile_path_ = req_.dockerfile.empty() ? context_dir_ + "/Dockerfile" : req_.dockerfile;
-    std::string shown = req_.dockerfile.empty() ? "Dockerfile" : req_.dockerfile;
+    std::string shown = dockerfile_shown();
     dockerfile::ParseLimits limits;
-    MF_TRY(content, ReadWholeFile(dockerfile_path_, limits.max_file_bytes));
+    std::string content;
+    if (req_.dockerfile == "-") {  // -f -: the Dockerfile on stdin
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      content = ss.str();
+      if (content.size() > limits.max_file_bytes)
+        return MakeError(ErrorKind::kInvalidInput, "build.file",
+                         "Dockerfile on stdin is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+    } else {
+      MF_TRY(c, ReadWholeFile(dockerfile_path_, limits.max_file_bytes));
+      content = std::move(c);
+    }
     MF_TRY(tree, dockerfile::Parse(content, shown, limits));
     MF_TRY(df, dockerfile::ParseInstructions(tree));
     df_ = std::move(df);
@@ -356,6 +368,7 @@ class Build {
   }
 
   std::string dockerfile_shown() const {
+    if (req_.dockerfile == "-") return "<stdin>";
     return req_.dockerfile.empty() ? "Dockerfile" : req_.dockerfile;
   }
 

@@ -705,6 +705,11 @@ TEST_F(BuildTest, DockerfileOutsideTheContextAndOciDirOutput) {
   json index = json::parse(ReadFile(dir + "/index.json"));
   ASSERT_EQ(index["manifests"].size(), 1u);
   EXPECT_TRUE(fs::exists(dir + "/oci-layout"));
+  // -f - reads the Dockerfile from stdin.
+  std::string local = tmp_.path() + "/stdin-out";
+  Sh("printf 'FROM busybox\\nCOPY hello.txt /from-stdin.txt\\n' | " + std::string(MF_MANIFOLD_BIN) +
+     " build -f - -o type=local,dest=" + local + " " + ctx_);
+  EXPECT_EQ(ReadFile(local + "/linux_amd64/from-stdin.txt"), "hello\n");
   json raw = json::parse(Sh("skopeo inspect --raw oci:" + dir));
   EXPECT_EQ(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
   ASSERT_EQ(raw["manifests"].size(), 1u);
