@@ -12,6 +12,8 @@ PACKAGES=(
   libisal-dev libzstd-dev
   # tests and benchmarks; skopeo and umoci check our images
   libgtest-dev libgmock-dev libbenchmark-dev skopeo umoci tar gzip zstd xz-utils bzip2
+  # a real registry for the registry tests (htpasswd makes its bcrypt users)
+  docker-registry apache2-utils
   # runtime: RUN steps (runc >= 1.1.12 or a distribution build with the
   # CVE-2024-21626 fix) and foreign platforms under emulation (scripts/binfmt.sh)
   runc qemu-user-static
