@@ -195,6 +195,10 @@ struct StageJob {
   # "stage:<config digest>" of the finished upstream job or
   # "image:<manifest digest>" resolved for this job's platform
   options @13 :JobOptions;
+  stepDigests @14 :List(Text);
+  # empty, or one "sha256:<hex>" per instruction: the step's key inputs
+  # without its parent (cache::StepDigest), so a worker can re-chain keys
+  # after refining one (cache::RefinedKey)
 }
 
 struct JobOptions {

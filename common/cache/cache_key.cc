@@ -177,12 +177,17 @@ bool IsProxyBuildArg(const std::string& name) {
 }
 
 std::string EncodeForDebug(const StepInputs& in) {
+  std::string out = EncodeStep(in);
+  Encoder e(&out);
+  e.Str("parent.kind", ParentKindName(in.parent.kind));
+  e.Str("parent.value", in.parent.value);
+  return out;
+}
+
+std::string EncodeStep(const StepInputs& in) {
   std::string out;
   Encoder e(&out);
   e.Str("format", kFormatVersion);
-
-  e.Str("parent.kind", ParentKindName(in.parent.kind));
-  e.Str("parent.value", in.parent.value);
 
   EncodePlatform(e, "target_platform", in.target_platform);
   EncodePlatform(e, "exec_platform", in.exec_platform);
@@ -231,8 +236,29 @@ std::string EncodeForDebug(const StepInputs& in) {
   return out;
 }
 
-std::string ComputeKey(const StepInputs& in) {
-  return "sha256:" + crypto::Sha256Hex(EncodeForDebug(in));
+std::string StepDigest(const StepInputs& in) { return "sha256:" + crypto::Sha256Hex(EncodeStep(in)); }
+
+std::string ChainKey(const Parent& parent, const std::string& step_digest) {
+  std::string out;
+  Encoder e(&out);
+  e.Str("format", kFormatVersion);
+  e.Str("chain.parent.kind", ParentKindName(parent.kind));
+  e.Str("chain.parent.value", parent.value);
+  e.Str("chain.step", step_digest);
+  return "sha256:" + crypto::Sha256Hex(out);
 }
+
+std::string RefinedKey(const std::string& parent_key, const std::string& step_digest,
+                       const std::string& content) {
+  std::string out;
+  Encoder e(&out);
+  e.Str("format", kFormatVersion);
+  e.Str("refined.parent", parent_key);
+  e.Str("refined.step", step_digest);
+  e.Str("refined.content", content);
+  return "sha256:" + crypto::Sha256Hex(out);
+}
+
+std::string ComputeKey(const StepInputs& in) { return ChainKey(in.parent, StepDigest(in)); }
 
 }  // namespace manifold::cache

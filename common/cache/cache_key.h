@@ -25,7 +25,7 @@ namespace manifold::cache {
 
 /// Tag at the start of every encoding. Bump when the encoding changes, so old
 /// keys can never match new ones.
-inline constexpr char kFormatVersion[] = "manifold.cachekey.v1";
+inline constexpr char kFormatVersion[] = "manifold.cachekey.v2";
 
 /// What a step builds on.
 struct Parent {
@@ -73,12 +73,31 @@ struct StepInputs {
 /// NO_PROXY, no_proxy, ALL_PROXY, all_proxy: never part of a key.
 bool IsProxyBuildArg(const std::string& name);
 
-/// The exact bytes that are hashed: lines `name=<len>:<bytes>` (lists are
-/// preceded by `name#=<count>`), starting with kFormatVersion. Readable enough
-/// for `--debug` and tests.
+/// Everything about the step except its parent, as hashed into StepDigest:
+/// lines `name=<len>:<bytes>` (lists are preceded by `name#=<count>`),
+/// starting with kFormatVersion.
+std::string EncodeStep(const StepInputs& in);
+
+/// EncodeStep(in), then the parent lines: readable enough for `--debug`.
 std::string EncodeForDebug(const StepInputs& in);
 
-/// "sha256:<64 hex>" of EncodeForDebug(in).
+/// "sha256:<hex>" of EncodeStep(in): the step without its parent.
+std::string StepDigest(const StepInputs& in);
+
+/// A step's key: its parent and its StepDigest, hashed (versioned). Workers
+/// re-chain keys with it after refining a parent (RefinedKey).
+std::string ChainKey(const Parent& parent, const std::string& step_digest);
+
+/// ChainKey(in.parent, StepDigest(in)).
 std::string ComputeKey(const StepInputs& in);
+
+/// The key of a step known by what it produced rather than by its planned
+/// inputs: a `COPY --from` whose planned key depends on the whole upstream
+/// stage gets, once executed, a key from its parent's effective key, its step
+/// digest and `content` (the layer's diff_id). Steps after it chain from this
+/// key, so an upstream change that leaves the copied files alone still hits
+/// them (BuildKit's content-checksum keys).
+std::string RefinedKey(const std::string& parent_key, const std::string& step_digest,
+                       const std::string& content);
 
 }  // namespace manifold::cache

@@ -383,7 +383,28 @@ TEST(CacheKeyTest, EncodingIsVersionedAndHashed) {
   EXPECT_EQ(enc.rfind(std::string("format=") + std::to_string(sizeof(kFormatVersion) - 1) + ":" +
                           kFormatVersion + "\n", 0), 0u)
       << enc;
-  EXPECT_EQ(ComputeKey(s), oci::Digest::Sha256Of(enc).ToString());
+  const std::string step = EncodeStep(s);
+  EXPECT_EQ(step.rfind(std::string("format=") + std::to_string(sizeof(kFormatVersion) - 1) + ":" +
+                           kFormatVersion + "\n", 0), 0u);
+  EXPECT_EQ(StepDigest(s), oci::Digest::Sha256Of(step).ToString());
+  EXPECT_EQ(ComputeKey(s), ChainKey(s.parent, StepDigest(s)));
+  // The step digest leaves the parent out; the key does not.
+  StepInputs other = s;
+  other.parent = {Parent::Kind::kImage, "sha256:" + std::string(64, '3')};
+  EXPECT_EQ(StepDigest(other), StepDigest(s));
+  EXPECT_NE(ComputeKey(other), ComputeKey(s));
+}
+
+TEST(CacheKeyTest, RefinedKeysDependOnParentStepAndContent) {
+  const std::string p = "sha256:" + std::string(64, '1');
+  const std::string d = "sha256:" + std::string(64, '2');
+  const std::string c = "sha256:" + std::string(64, '3');
+  const std::string k = RefinedKey(p, d, c);
+  EXPECT_EQ(k, RefinedKey(p, d, c));
+  EXPECT_NE(k, RefinedKey("sha256:" + std::string(64, '4'), d, c));
+  EXPECT_NE(k, RefinedKey(p, "sha256:" + std::string(64, '4'), c));
+  EXPECT_NE(k, RefinedKey(p, d, "sha256:" + std::string(64, '4')));
+  EXPECT_NE(k, ChainKey({Parent::Kind::kStep, p}, d));
 }
 
 TEST(CacheKeyTest, OrderOfUnorderedInputsDoesNotMatter) {

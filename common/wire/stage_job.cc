@@ -646,6 +646,15 @@ Expected<std::string> EncodeStageJob(const StageJobData& job) {
   o.setCompression(Kj(job.options.compression));
   MF_TRY_VOID(FillTexts("StageJob.options.secretIds", job.options.secret_ids,
                         o.initSecretIds(static_cast<unsigned>(job.options.secret_ids.size()))));
+  if (!job.step_digests.empty() && job.step_digests.size() != job.instructions.size())
+    return FieldError("StageJob.stepDigests", std::to_string(job.step_digests.size()) +
+                                                  " digests for " +
+                                                  std::to_string(job.instructions.size()) +
+                                                  " instructions");
+  for (std::size_t i = 0; i < job.step_digests.size(); ++i)
+    MF_TRY_VOID(CheckDigest(Idx("StageJob.stepDigests", i), job.step_digests[i]));
+  MF_TRY_VOID(FillTexts("StageJob.stepDigests", job.step_digests,
+                        b.initStepDigests(static_cast<unsigned>(job.step_digests.size()))));
 
   std::string bytes = out.Encode();
   if (bytes.size() > kMaxMessageBytes)
@@ -774,6 +783,15 @@ Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits
     MF_TRY(secret_ids, ReadTexts("StageJob.options.secretIds", o.getSecretIds()));
     job.options.secret_ids = std::move(secret_ids);
   }
+  MF_TRY(step_digests, ReadTexts("StageJob.stepDigests", r.getStepDigests(), kMaxJobInstructions));
+  if (!step_digests.empty() && step_digests.size() != job.instructions.size())
+    return FieldError("StageJob.stepDigests", std::to_string(step_digests.size()) +
+                                                  " digests for " +
+                                                  std::to_string(job.instructions.size()) +
+                                                  " instructions");
+  for (std::size_t i = 0; i < step_digests.size(); ++i)
+    MF_TRY_VOID(CheckDigest(Idx("StageJob.stepDigests", i), step_digests[i]));
+  job.step_digests = std::move(step_digests);
   return job;
 }
 

@@ -65,6 +65,8 @@ struct StageJobData {
   /// "stage:<config digest>" / "image:<manifest digest>".
   std::vector<std::pair<std::string, std::string>> inputs;
   JobOptions options;
+  /// Empty, or one "sha256:<hex>" per instruction (cache::StepDigest).
+  std::vector<std::string> step_digests;
 };
 
 /// One layer: compressed blob descriptor plus the uncompressed tar's digest.

@@ -101,6 +101,7 @@ std::string PlatformDir(const oci::Platform& p) {
 struct JobState {
   plan::Job job;
   std::vector<std::string> keys;  ///< per instruction
+  std::vector<std::string> step_digests;  ///< per instruction: keys without the parent
   std::string final_key;
   std::string base_manifest;                 ///< image bases
   std::map<std::string, std::string> image_inputs;  ///< ref -> "image:<digest>"
@@ -484,6 +485,13 @@ class Build {
           }
         }
         std::string key = cache::ComputeKey(si);
+        // What a worker refines with (cache::RefinedKey): for a COPY --from,
+        // the step without the upstream's key, since the copied content
+        // stands in for it; for any other step, the step without its parent.
+        cache::StepInputs digest_inputs = si;
+        if ((in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) && !in.from.empty())
+          digest_inputs.from_inputs.clear();
+        js.step_digests.push_back(cache::StepDigest(digest_inputs));
         js.keys.push_back(key);
         parent = {cache::Parent::Kind::kStep, key};
       }
@@ -605,6 +613,7 @@ class Build {
     for (const auto& [ref, id] : js.stage_inputs)
       data.inputs.emplace_back(ref, "stage:" + jobs_[index_.at(id)].config_digest);
     for (const auto& [ref, v] : js.image_inputs) data.inputs.emplace_back(ref, v);
+    data.step_digests = js.step_digests;
     data.options.no_cache = js.no_cache;
     data.options.source_date_epoch = req_.source_date_epoch;
     data.options.allow_insecure =

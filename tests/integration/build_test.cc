@@ -229,6 +229,36 @@ TEST_F(BuildTest, OneChangedFileRerunsOnlyTheStepsThatDependOnIt) {
   EXPECT_EQ(nc.executed, 5) << nc.out;
 }
 
+TEST_F(BuildTest, CopyFromIsKeyedByTheFilesItCopies) {
+  // An upstream stage changes but the files a COPY --from takes do not: the
+  // steps after that COPY hit the cache (BuildKit's content-based keys).
+  ImportBusybox();
+  WriteFile(ctx_ + "/input.txt", "input\n");
+  WriteFile(ctx_ + "/other.txt", "other v1\n");
+  Dockerfile(
+      "FROM busybox AS a\n"
+      "COPY input.txt /input.txt\n"
+      "COPY other.txt /other.txt\n"
+      "FROM busybox\n"
+      "COPY --from=a /input.txt /input.txt\n"
+      "RUN cat /input.txt > /out\n"
+      "ENV DONE=1\n");
+  Result cold = MustBuild("");
+  EXPECT_EQ(cold.executed, 5) << cold.out;
+  WriteFile(ctx_ + "/other.txt", "other v2\n");
+  Result edit = MustBuild("");
+  EXPECT_EQ(edit.executed, 2) << edit.out;  // COPY other.txt, COPY --from (same files)
+  EXPECT_NE(edit.out.find("CACHED RUN cat /input.txt > /out"), std::string::npos) << edit.out;
+  EXPECT_EQ(edit.digest, cold.digest);  // the final image did not change
+  Result again = MustBuild("");
+  EXPECT_EQ(again.executed, 0) << again.out;
+  // When the copied file does change, the RUN after it runs.
+  WriteFile(ctx_ + "/input.txt", "input v2\n");
+  Result changed = MustBuild("");
+  EXPECT_EQ(changed.executed, 5) << changed.out;  // both of a, then all three here
+  EXPECT_NE(changed.digest, cold.digest);
+}
+
 TEST_F(BuildTest, MetadataInstructionsMakeACompleteConfig) {
   ImportBusybox();
   Dockerfile(

@@ -137,6 +137,11 @@ class StageRunner : public InputMounter {
         break;
       }
     }
+    // Effective keys: the planned ones until a COPY --from is executed; from
+    // then on, keys chain from what that step produced (cache::RefinedKey),
+    // so an upstream change that leaves the copied files alone still hits.
+    const bool can_refine = !job_.step_digests.empty() && !job_.cache_keys.empty();
+    std::string effective;  // effective key of the previous step; "" = planned
     for (std::size_t i = 0; i < ins.size(); ++i) {
       auto& sr = steps[i];
       sr.index = static_cast<std::uint32_t>(i);
@@ -147,6 +152,30 @@ class StageRunner : public InputMounter {
         Progress(static_cast<int>(i), wire::ProgressData::Kind::kCached, Title(ins[i]), 0);
         continue;
       }
+      const bool copy_from =
+          (ins[i].cmd == Cmd::kCopy || ins[i].cmd == Cmd::kAdd) && !ins[i].from.empty();
+      const std::string parent_effective =
+          !effective.empty() ? effective
+                             : (i == 0 ? BaseIdentity() : job_.cache_keys.empty() ? "" : job_.cache_keys[i - 1]);
+      // A COPY --from's step digest leaves its source out (the content
+      // stands in for it), so it is never looked up by one: it runs, then
+      // is keyed by what it copied.
+      std::string key = sr.cache_key;
+      if (can_refine && !effective.empty() && !copy_from)
+        key = cache::ChainKey({cache::Parent::Kind::kStep, effective}, job_.step_digests[i]);
+      if (key != sr.cache_key && !key.empty() && !job_.options.no_cache) {
+        MF_TRY(hit, Lookup(key));
+        if (hit) {
+          TrackArgs(ins[i]);
+          state_.config = std::move(hit->first);
+          state_.layers = std::move(hit->second);
+          sr.cached = true;
+          effective = key;
+          MF_TRY_VOID(Record(sr.cache_key));  // the planned key answers next time
+          Progress(static_cast<int>(i), wire::ProgressData::Kind::kCached, Title(ins[i]), 0);
+          continue;
+        }
+      }
       if (env_.cancel && env_.cancel->load())
         return MakeError(ErrorKind::kInternal, "step.cancelled", "build cancelled");
       auto t0 = Clock::now();
@@ -155,12 +184,14 @@ class StageRunner : public InputMounter {
       if (!layer.ok()) return AtLine(std::move(layer).error(), ins[i]);
       sr.layer = std::move(*layer);
       sr.duration_ms = MsSince(t0);
-      MF_TRY(config_digest, StoreConfig());
-      if (!sr.cache_key.empty()) {
-        cache::StepRecord rec{config_digest, {}};
-        for (const auto& l : state_.layers)
-          rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
-        MF_TRY_VOID(env_.cache->Put(sr.cache_key, rec));
+      if (can_refine && !parent_effective.empty() && sr.layer && copy_from) {
+        MF_TRY(content, ContentDigest(sr.layer->diff_id));
+        key = cache::RefinedKey(parent_effective, job_.step_digests[i], content);
+      }
+      MF_TRY_VOID(Record(sr.cache_key));
+      if (key != sr.cache_key) {
+        MF_TRY_VOID(Record(key));
+        effective = key;
       }
       Progress(static_cast<int>(i), wire::ProgressData::Kind::kDone, "", sr.duration_ms);
     }
@@ -176,6 +207,42 @@ class StageRunner : public InputMounter {
 
  private:
   // ------------------------------------------------------------ helpers
+
+  /// Records the current state (config and chain) under `key`, if any.
+  Expected<void> Record(const std::string& key) {
+    if (key.empty()) return Ok();
+    MF_TRY(config_digest, StoreConfig());
+    cache::StepRecord rec{config_digest, {}};
+    for (const auto& l : state_.layers) rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+    return env_.cache->Put(key, rec);
+  }
+
+  /// What a step's layer holds regardless of when it was made: its tree
+  /// archived with every mtime clamped to 0 (BuildKit's content checksums
+  /// ignore times too), hashed.
+  Expected<std::string> ContentDigest(const std::string& diff_id) {
+    class Discard : public layer::ByteSink {
+     public:
+      Expected<void> Write(std::string_view) override { return Ok(); }
+    } sink;
+    MF_TRY(path, env_.snapshots->Unpacked(diff_id));
+    layer::DiffOptions opts;
+    opts.source_date_epoch = 0;
+    opts.overlay_upper = true;
+    MF_TRY(info, layer::WriteLayer(path, sink, layer::Compression::kNone, opts));
+    return info.diff_id;
+  }
+
+  /// What the first step builds on, by content: the base image's manifest
+  /// digest, the upstream stage's config digest, or scratch and the platform.
+  std::string BaseIdentity() const {
+    if (!job_.base_job.empty()) {
+      auto it = inputs_.find(job_.base_job);
+      return it == inputs_.end() ? "" : it->second;
+    }
+    if (job_.base == "scratch") return "scratch:" + job_.target_platform.ToString();
+    return "image:" + job_.base_manifest_digest;
+  }
 
   void Progress(int step, wire::ProgressData::Kind kind, std::string text, std::uint64_t ms) {
     if (!progress_) return;
