@@ -85,8 +85,10 @@ Expected<internal::WireRequest> ToWire(const Request& request, const Url& url, b
     wire.headers.emplace_back("Authorization", std::move(auth));
   }
   wire.body = request.body;
-  wire.send_body = !request.body.empty() || request.method == "POST" || request.method == "PUT" ||
-                   request.method == "PATCH";
+  wire.body_source = request.body_source;
+  wire.body_length = request.body_length;
+  wire.send_body = !request.body.empty() || request.body_source != nullptr ||
+                   request.method == "POST" || request.method == "PUT" || request.method == "PATCH";
   return wire;
 }
 
@@ -152,8 +154,10 @@ Expected<Response> Client::Fetch(const Request& request, layer::ByteSink& body_s
     proxies = ProxyConfigFromEnv();
   }
   bool follow = o.follow_redirects && (request.method == "GET" || request.method == "HEAD");
-  std::function<bool(const Response&)> wants_body = [follow](const Response& r) {
-    return !(follow && IsRedirect(r));
+  std::function<bool(const Response&)> wants_body = [follow, &request](const Response& r) {
+    if (follow && IsRedirect(r)) return false;
+    if (request.on_head) request.on_head(r);
+    return true;
   };
 
   Url url = start;
@@ -166,7 +170,7 @@ Expected<Response> Client::Fetch(const Request& request, layer::ByteSink& body_s
     }
     MF_TRY(wire, ToWire(request, url, SameOrigin(url, start), o));
     MF_TRY(response, internal::RoundTrip(url, proxy, wire, o, tls, wants_body, body_sink));
-    if (wants_body(response)) return response;
+    if (!(follow && IsRedirect(response))) return response;
 
     if (redirects >= o.max_redirects)
       return MakeError(ErrorKind::kInvalidInput, "http.redirect",

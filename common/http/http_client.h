@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,16 +21,6 @@
 #include "common/layer/byte_stream.h"
 
 namespace manifold::http {
-
-struct Request {
-  std::string method = "GET";
-  std::string url;
-  /// Extra headers. Host, Content-Length, Transfer-Encoding and Connection are
-  /// set by the client and refused here. Authorization and Cookie are dropped
-  /// when a redirect leaves the original host:port.
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  ///< sent with Content-Length when non-empty or the method is POST/PUT/PATCH
-};
 
 struct Response {
   int status = 0;
@@ -45,10 +36,38 @@ struct Response {
   std::optional<std::string> Header(std::string_view name) const;
 };
 
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  /// Extra headers. Host, Content-Length, Transfer-Encoding and Connection are
+  /// set by the client and refused here. Authorization and Cookie are dropped
+  /// when a redirect leaves the original host:port.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;  ///< sent with Content-Length when non-empty or the method is POST/PUT/PATCH
+  /// When set, the body is streamed from here instead of `body`: exactly
+  /// `body_length` bytes, with Content-Length (a source that ends early fails
+  /// the request with kInvalidInput "http.body"). Not owned; read once, so
+  /// such a request is never re-sent (it is not redirected either: only
+  /// GET/HEAD are).
+  layer::ByteSource* body_source = nullptr;
+  std::uint64_t body_length = 0;
+  /// Called with the final response's head (not a followed redirect's) just
+  /// before its body is streamed into the sink: lets the caller route a 2xx
+  /// body and an error page differently, or check Content-Range.
+  std::function<void(const Response&)> on_head;
+};
+
 struct ClientOptions {
   /// PEM bundle of trusted CAs. Empty: OpenSSL's defaults, which honour the
   /// SSL_CERT_FILE and SSL_CERT_DIR environment variables.
   std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  /// More PEM CA files trusted in addition to ca_file (a registry's
+  /// certs.d/HOST/*.crt, added to the system pool as Docker does).
+  std::vector<std::string> extra_ca_files;
+  /// A client certificate (PEM chain) and its key, presented when a server
+  /// asks (certs.d/HOST/*.cert + *.key). Both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
   bool insecure_skip_verify = false;  ///< no certificate or hostname check (tests, labs)
   bool follow_redirects = true;       ///< for GET/HEAD only; other methods get the 3xx back
   int max_redirects = 10;

@@ -296,6 +296,7 @@ TEST(HttpClientTest, TruncatedBodyIsTransient) {
   EXPECT_EQ(r.error().code, "http.io");
   EXPECT_EQ(r.error().message, "reading the response body from 127.0.0.1:" + Port(server) +
                                    " failed: connection closed early");
+  EXPECT_EQ(body, "short");  // what did arrive is delivered (a Range resume starts after it)
 }
 
 TEST(HttpClientTest, MalformedResponseIsAProtocolError) {
@@ -402,17 +403,19 @@ TEST(HttpClientTest, RejectsBadRequests) {
     const char* message;
   };
   std::vector<Case> cases = {
-      {{"GE T", "http://127.0.0.1:1/", {}, ""}, "http.method", "invalid HTTP method \"GE T\""},
-      {{"GET", "http://127.0.0.1:1/", {{"X-A", "ok\r\nInjected: yes"}}, ""},
+      {{"GE T", "http://127.0.0.1:1/", {}, "", nullptr, 0, {}},
+       "http.method",
+       "invalid HTTP method \"GE T\""},
+      {{"GET", "http://127.0.0.1:1/", {{"X-A", "ok\r\nInjected: yes"}}, "", nullptr, 0, {}},
        "http.header",
        "invalid characters in the value of header X-A"},
-      {{"GET", "http://127.0.0.1:1/", {{"Bad Name", "v"}}, ""},
+      {{"GET", "http://127.0.0.1:1/", {{"Bad Name", "v"}}, "", nullptr, 0, {}},
        "http.header",
        "invalid header name \"Bad Name\""},
-      {{"GET", "http://127.0.0.1:1/", {{"host", "evil"}}, ""},
+      {{"GET", "http://127.0.0.1:1/", {{"host", "evil"}}, "", nullptr, 0, {}},
        "http.header",
        "header host is set by the HTTP client"},
-      {{"GET", "file:///etc/passwd", {}, ""},
+      {{"GET", "file:///etc/passwd", {}, "", nullptr, 0, {}},
        "http.url",
        "invalid URL \"file:///etc/passwd\": unsupported scheme \"file\" (expected http or https)"},
   };
@@ -457,6 +460,78 @@ TEST(HttpClientTest, SinkErrorsPropagate) {
   EXPECT_EQ(r.error().message, "disk full");
 }
 
+TEST(HttpClientTest, StreamsARequestBodyFromASource) {
+  TestServer server([](const ReceivedRequest& req) {
+    return RawResponse(201, "Created", std::to_string(req.body.size()) + " " +
+                                           req.Header("content-length").value_or("?"));
+  });
+  std::string payload(300 * 1024 + 7, 'x');
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
+  layer::StringSource source(payload, 1000);  // short reads
+  Request req;
+  req.method = "PATCH";
+  req.url = server.Url("/upload");
+  req.body_source = &source;
+  req.body_length = payload.size();
+  std::string body;
+  auto r = FetchToString(req, &body, TestOptions());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(body, "307207 307207");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].body, payload);
+}
+
+TEST(HttpClientTest, StreamedBodyOfLengthZero) {
+  TestServer server([](const ReceivedRequest& req) {
+    return RawResponse(201, "Created", req.Header("content-length").value_or("none"));
+  });
+  layer::StringSource source("");
+  Request req;
+  req.method = "PUT";
+  req.url = server.Url("/x");
+  req.body_source = &source;
+  std::string body;
+  auto r = FetchToString(req, &body, TestOptions());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(body, "0");
+}
+
+TEST(HttpClientTest, ShortBodySourceFails) {
+  TestServer server([](const ReceivedRequest&) { return RawResponse(201, "Created", ""); });
+  layer::StringSource source("abc");
+  Request req;
+  req.method = "PUT";
+  req.url = server.Url("/x");
+  req.body_source = &source;
+  req.body_length = 10;
+  std::string body;
+  auto r = FetchToString(req, &body, TestOptions());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_EQ(r.error().code, "http.body");
+  EXPECT_EQ(r.error().message,
+            "request body for 127.0.0.1:" + Port(server) + " ended 7 bytes short of its length");
+}
+
+TEST(HttpClientTest, OnHeadSeesTheFinalResponseOnlyBeforeItsBody) {
+  TestServer server([](const ReceivedRequest& req) -> std::optional<std::string> {
+    if (req.target == "/old") return RawResponse(302, "Found", "moved", "Location: /new\r\n");
+    return RawResponse(206, "Partial Content", "tail", "Content-Range: bytes 4-7/8\r\n");
+  });
+  std::vector<std::string> seen;
+  CountingSink sink;
+  Request req = Get(server.Url("/old"));
+  req.on_head = [&seen, &sink](const Response& head) {
+    seen.push_back(std::to_string(head.status) + " " + head.Header("content-range").value_or("") +
+                   " writes=" + std::to_string(sink.writes));
+  };
+  auto r = Fetch(req, sink, TestOptions());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(seen, std::vector<std::string>{"206 bytes 4-7/8 writes=0"});
+  EXPECT_EQ(sink.data_, "tail");
+}
+
 // --- TLS -------------------------------------------------------------------
 
 class HttpsTest : public ::testing::Test {
@@ -486,6 +561,39 @@ TEST_F(HttpsTest, VerifiesAgainstTheGivenCa) {
   r = FetchToString(Get("https://localhost:" + Port(server) + "/"), &body, WithCa(ca_));
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(body, "secret for localhost:" + Port(server));
+}
+
+TEST_F(HttpsTest, ExtraCaFilesAddToTheBundle) {
+  TestServer server(Hello, cert_);
+  ClientOptions o = TestOptions();  // the system bundle does not trust cert_...
+  o.extra_ca_files = {ca_.path()};  // ...but this does
+  std::string body;
+  auto r = FetchToString(Get(server.Url("/")), &body, o);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(body, "secret for 127.0.0.1:" + Port(server));
+
+  o.extra_ca_files = {"/nonexistent/ca.crt"};
+  r = FetchToString(Get(server.Url("/")), &body, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "http.tls_config");
+  EXPECT_EQ(r.error().message,
+            "cannot load CA certificates from /nonexistent/ca.crt: No such file or directory");
+}
+
+TEST_F(HttpsTest, ClientCertificateNeedsItsKey) {
+  TestServer server(Hello, cert_);
+  TempFile key(cert_.key_pem);
+  ClientOptions o = WithCa(ca_);
+  o.client_cert_file = ca_.path();
+  o.client_key_file = key.path();
+  std::string body;
+  auto r = FetchToString(Get(server.Url("/")), &body, o);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+
+  o.client_key_file = "";
+  r = FetchToString(Get(server.Url("/")), &body, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "a client certificate needs both a certificate and a key file");
 }
 
 TEST_F(HttpsTest, ClientReusesItsTlsContext) {

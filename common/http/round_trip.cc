@@ -16,7 +16,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <span>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -219,12 +221,8 @@ Error TooLarge(const Exchange& x, std::uint64_t at_least) {
                        std::to_string(at_least) + ")");
 }
 
-template <class Stream>
-Expected<Response> Run(Io& io, Stream& stream, const Exchange& x) {
-  const ClientOptions& o = x.options;
-  auto& lowest = beast::get_lowest_layer(stream);
-
-  bhttp::request<bhttp::string_body> msg;
+template <class Body>
+void SetHead(bhttp::request<Body>& msg, const Exchange& x) {
   msg.version(11);
   msg.method_string(x.request.method);
   msg.target(x.target);
@@ -232,13 +230,74 @@ Expected<Response> Run(Io& io, Stream& stream, const Exchange& x) {
   for (const auto& [name, value] : x.request.headers) msg.insert(name, value);
   if (x.proxy_authorization) msg.set(bhttp::field::proxy_authorization, *x.proxy_authorization);
   msg.set(bhttp::field::connection, "close");
-  if (x.request.send_body) {
-    msg.body() = std::string(x.request.body);
-    msg.prepare_payload();
-  }
+}
+
+/// Sends the head, then body_length bytes pulled from body_source in
+/// kBodyChunkBytes pieces: memory stays bounded whatever the upload size.
+template <class Stream>
+Expected<void> WriteStreamed(Io& io, Stream& stream, const Exchange& x) {
+  const ClientOptions& o = x.options;
+  auto& lowest = beast::get_lowest_layer(stream);
+  bhttp::request<bhttp::buffer_body> msg;
+  SetHead(msg, x);
+  msg.content_length(x.request.body_length);
+  msg.body().data = nullptr;
+  msg.body().more = x.request.body_length > 0;
+  bhttp::request_serializer<bhttp::buffer_body> serializer{msg};
+  std::string what = "sending the request to " + x.peer;
   lowest.expires_after(o.io_timeout);
-  error_code ec = io.Run([&](auto h) { bhttp::async_write(stream, msg, std::move(h)); });
-  if (ec) return IoError(ec, "sending the request to " + x.peer, o.io_timeout);
+  error_code ec =
+      io.Run([&](auto h) { bhttp::async_write_header(stream, serializer, std::move(h)); });
+  if (ec) return IoError(ec, what, o.io_timeout);
+  std::vector<char> chunk(kBodyChunkBytes);
+  std::uint64_t left = x.request.body_length;
+  while (left > 0) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
+    MF_TRY(n, x.request.body_source->Read(std::span<char>(chunk.data(), want)));
+    if (n == 0)
+      return MakeError(ErrorKind::kInvalidInput, "http.body",
+                       "request body for " + x.url.HostPort() + " ended " + std::to_string(left) +
+                           " bytes short of its length");
+    left -= n;
+    msg.body().data = chunk.data();
+    msg.body().size = n;
+    msg.body().more = left > 0;
+    lowest.expires_after(o.io_timeout);
+    ec = io.Run([&](auto h) { bhttp::async_write(stream, serializer, std::move(h)); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return IoError(ec, what, o.io_timeout);
+  }
+  if (!serializer.is_done()) {
+    msg.body().data = nullptr;
+    msg.body().size = 0;
+    msg.body().more = false;
+    lowest.expires_after(o.io_timeout);
+    ec = io.Run([&](auto h) { bhttp::async_write(stream, serializer, std::move(h)); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return IoError(ec, what, o.io_timeout);
+  }
+  return Ok();
+}
+
+template <class Stream>
+Expected<Response> Run(Io& io, Stream& stream, const Exchange& x) {
+  const ClientOptions& o = x.options;
+  auto& lowest = beast::get_lowest_layer(stream);
+
+  error_code ec;
+  if (x.request.body_source) {
+    MF_TRY_VOID(WriteStreamed(io, stream, x));
+  } else {
+    bhttp::request<bhttp::string_body> msg;
+    SetHead(msg, x);
+    if (x.request.send_body) {
+      msg.body() = std::string(x.request.body);
+      msg.prepare_payload();
+    }
+    lowest.expires_after(o.io_timeout);
+    ec = io.Run([&](auto h) { bhttp::async_write(stream, msg, std::move(h)); });
+    if (ec) return IoError(ec, "sending the request to " + x.peer, o.io_timeout);
+  }
 
   beast::flat_buffer buffer;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
@@ -276,28 +335,64 @@ Expected<Response> Run(Io& io, Stream& stream, const Exchange& x) {
     lowest.expires_after(o.io_timeout);
     ec = io.Run([&](auto h) { bhttp::async_read(stream, buffer, *parser, std::move(h)); });
     if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) return IoError(ec, "reading the response body from " + x.peer, o.io_timeout);
+    // Bytes that arrived before a failure are still delivered: a caller
+    // resuming with Range continues right after them.
     std::size_t n = chunk.size() - parser->get().body().size;
-    if (n == 0) continue;
-    if (limit != 0 && response.body_bytes + n > limit) return TooLarge(x, response.body_bytes + n);
-    MF_TRY_VOID(x.sink.Write(std::string_view(chunk.data(), n)));
-    response.body_bytes += n;
+    if (n > 0) {
+      if (limit != 0 && response.body_bytes + n > limit)
+        return TooLarge(x, response.body_bytes + n);
+      MF_TRY_VOID(x.sink.Write(std::string_view(chunk.data(), n)));
+      response.body_bytes += n;
+    }
+    if (ec) return IoError(ec, "reading the response body from " + x.peer, o.io_timeout);
   }
   return response;
+}
+
+Expected<void> LoadCaFile(SSL_CTX* ctx, const std::string& file) {
+  std::string from = "cannot load CA certificates from " + file + ": ";
+  // OpenSSL's own message for a missing file is vague; errno is not.
+  if (FILE* f = std::fopen(file.c_str(), "r")) {
+    std::fclose(f);
+  } else {
+    return MakeError(ErrorKind::kInvalidInput, "http.tls_config", from + std::strerror(errno));
+  }
+  ERR_clear_error();
+  if (SSL_CTX_load_verify_locations(ctx, file.c_str(), nullptr) != 1)
+    return MakeError(ErrorKind::kInvalidInput, "http.tls_config", from + OpenSslReason());
+  return Ok();
+}
+
+Expected<void> LoadClientCert(SSL_CTX* ctx, const ClientOptions& options) {
+  if (options.client_cert_file.empty() && options.client_key_file.empty()) return Ok();
+  if (options.client_cert_file.empty() || options.client_key_file.empty())
+    return MakeError(ErrorKind::kInvalidInput, "http.tls_config",
+                     "a client certificate needs both a certificate and a key file");
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx, options.client_cert_file.c_str()) != 1)
+    return MakeError(ErrorKind::kInvalidInput, "http.tls_config",
+                     "cannot load client certificate " + options.client_cert_file + ": " +
+                         OpenSslReason());
+  if (SSL_CTX_use_PrivateKey_file(ctx, options.client_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1)
+    return MakeError(ErrorKind::kInvalidInput, "http.tls_config",
+                     "cannot load client key " + options.client_key_file + ": " + OpenSslReason());
+  return Ok();
 }
 
 }  // namespace
 
 Expected<std::shared_ptr<const TlsContext>> NewTlsContext(const ClientOptions& options) {
   auto tls = std::make_shared<TlsContext>();
-  SSL_CTX_set_min_proto_version(tls->ctx.native_handle(), TLS1_2_VERSION);
+  SSL_CTX* ctx = tls->ctx.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   if (options.insecure_skip_verify) {
     tls->verify = false;
     tls->ctx.set_verify_mode(asio::ssl::verify_none);
+    MF_TRY_VOID(LoadClientCert(ctx, options));
     return std::shared_ptr<const TlsContext>(std::move(tls));
   }
   tls->ctx.set_verify_mode(asio::ssl::verify_peer);
-  SSL_CTX* ctx = tls->ctx.native_handle();
   ERR_clear_error();
   if (options.ca_file.empty()) {
     // OpenSSL's defaults honour SSL_CERT_FILE and SSL_CERT_DIR.
@@ -305,17 +400,13 @@ Expected<std::shared_ptr<const TlsContext>> NewTlsContext(const ClientOptions& o
       return MakeError(
           ErrorKind::kInvalidInput, "http.tls_config",
           "cannot load CA certificates from OpenSSL's default paths: " + OpenSslReason());
+    for (const auto& extra : options.extra_ca_files) MF_TRY_VOID(LoadCaFile(ctx, extra));
+    MF_TRY_VOID(LoadClientCert(ctx, options));
     return std::shared_ptr<const TlsContext>(std::move(tls));
   }
-  std::string from = "cannot load CA certificates from " + options.ca_file + ": ";
-  // OpenSSL's own message for a missing file is vague; errno is not.
-  if (FILE* f = std::fopen(options.ca_file.c_str(), "r")) {
-    std::fclose(f);
-  } else {
-    return MakeError(ErrorKind::kInvalidInput, "http.tls_config", from + std::strerror(errno));
-  }
-  if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1)
-    return MakeError(ErrorKind::kInvalidInput, "http.tls_config", from + OpenSslReason());
+  MF_TRY_VOID(LoadCaFile(ctx, options.ca_file));
+  for (const auto& extra : options.extra_ca_files) MF_TRY_VOID(LoadCaFile(ctx, extra));
+  MF_TRY_VOID(LoadClientCert(ctx, options));
   return std::shared_ptr<const TlsContext>(std::move(tls));
 }
 

@@ -32,11 +32,14 @@ struct WireRequest {
   /// Everything but Host, Connection, Content-Length and Proxy-Authorization.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string_view body;
+  layer::ByteSource* body_source = nullptr;  ///< when set, body_length bytes from here instead
+  std::uint64_t body_length = 0;
   bool send_body = false;  ///< send Content-Length (and the body) even when empty
 };
 
 /// Sends `request` to `url` (through `proxy` when set) and reads the response
-/// head; then streams the body into `sink` only if `wants_body(head)`.
+/// head; then streams the body into `sink` only if `wants_body(head)`, which
+/// is called exactly once per response.
 /// `tls` must be set for https URLs. Errors: see Client::Fetch.
 Expected<Response> RoundTrip(const Url& url, const std::optional<Url>& proxy,
                              const WireRequest& request, const ClientOptions& options,
