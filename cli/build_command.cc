@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/registry_flags.h"
 #include "common/image/image_store.h"
 #include "coordinator/build/builder.h"
 
@@ -28,6 +29,9 @@ struct BuildFlags {
   unsigned slots = 2;
   double step_timeout = 0;
   bool quiet = false;
+  bool push = false;
+  bool pull = false;
+  RegistryFlags registry;
 };
 
 Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
@@ -80,6 +84,12 @@ Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
     return MakeError(ErrorKind::kInvalidInput, "cli.compression",
                      "invalid --compression \"" + f.compression + "\" (gzip, zstd, none)");
   r.compression = f.compression;
+  MF_TRY(registry, MakeRegistryOptions(f.registry));
+  r.registry = std::move(registry);
+  r.push = f.push;
+  r.pull = f.pull;
+  if (f.push && f.tags.empty())
+    return MakeError(ErrorKind::kInvalidInput, "cli.push", "--push needs at least one -t REF");
   r.slots = f.slots == 0 ? 1 : f.slots;
   if (f.step_timeout < 0)
     return MakeError(ErrorKind::kInvalidInput, "cli.step_timeout", "--step-timeout must not be negative");
@@ -114,6 +124,9 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("-q,--quiet", f->quiet, "Print only the image index digest");
   cmd->add_option("--compression", f->compression, "Layer compression: gzip, zstd, none");
   cmd->add_option("--jobs", f->slots, "Jobs the embedded worker runs at once (default 2)");
+  cmd->add_flag("--push", f->push, "Push the result to every -t reference");
+  cmd->add_flag("--pull", f->pull, "Check the registry for newer base images");
+  AddRegistryFlags(cmd, &f->registry);
   cmd->add_option("--step-timeout", f->step_timeout,
                   "Kill a RUN step after this many seconds (default: no limit)");
   cmd->callback([f, exit_code] {
@@ -139,6 +152,7 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
                 << s.steps_cached << " cached; jobs: " << s.jobs_run << " run, " << s.jobs_cached
                 << " cached; " << secs << "s\n";
     }
+    for (const auto& [ref, digest] : s.pushed) std::cerr << "pushed " << ref << "@" << digest << "\n";
     std::cout << s.index_digest << "\n";
   });
 }

@@ -12,6 +12,7 @@ void AddParseCommand(CLI::App& app, int* exit_code);
 void AddPlanCommand(CLI::App& app, int* exit_code);
 void AddImageCommands(CLI::App& app, int* exit_code);
 void AddBuildCommand(CLI::App& app, int* exit_code);
+void AddRegistryCommands(CLI::App& app, int* exit_code);
 
 /// Prints an error as `error: <message>` plus its detail lines, to stderr.
 void PrintError(const Error& e);

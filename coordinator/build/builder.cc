@@ -31,6 +31,8 @@
 #include "common/dockerfile/stage_graph.h"
 #include "common/http/url_source.h"
 #include "common/image/image_store.h"
+#include "common/registry/pull.h"
+#include "common/registry/push.h"
 #include "common/image/oci_layout.h"
 #include "common/image/unpack.h"
 #include "common/oci/index.h"
@@ -267,12 +269,67 @@ class Build {
       index_[job.id] = jobs_.size();
       jobs_.push_back(std::move(js));
     }
+    MF_TRY_VOID(PullImages());
     for (auto& js : jobs_) MF_TRY_VOID(ResolveInputs(js));
+    return Ok();
+  }
+
+  /// Pulls, for the platforms that need them, the images the build names
+  /// (bases, COPY --from and mount sources) that the local store lacks, or
+  /// all of them with --pull.
+  Expected<void> PullImages() {
+    std::map<std::string, std::vector<oci::Platform>> wanted;
+    std::map<std::string, int> line_of;
+    auto want = [&](const std::string& ref, const oci::Platform& p, int line) -> Expected<void> {
+      if (ref.empty() || ref == "scratch") return Ok();
+      MF_TRY(stage, dockerfile::ResolveStageRef(df_, ref));
+      if (stage) return Ok();
+      auto& v = wanted[ref];
+      if (std::find(v.begin(), v.end(), p) == v.end()) v.push_back(p);
+      line_of.emplace(ref, line);
+      return Ok();
+    };
+    for (const auto& js : jobs_) {
+      const auto& job = js.job;
+      if (job.base_job.empty())
+        MF_TRY_VOID(want(job.base, job.platform,
+                         df_.stages[static_cast<std::size_t>(job.stage_index)].from.line));
+      for (const auto& in : job.instructions) {
+        if (in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) MF_TRY_VOID(want(in.from, job.platform, in.line));
+        if (in.cmd != Cmd::kRun) continue;
+        for (const auto& m : in.mounts) {
+          dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
+          auto spec = dockerfile::ParseMount(m, &same);
+          if (spec.ok()) MF_TRY_VOID(want(spec->from, job.platform, in.line));
+        }
+      }
+    }
+    for (const auto& [ref, platforms] : wanted) {
+      bool have = !req_.pull;
+      for (const auto& p : platforms) have = have && ResolveLocal(ref, p).ok();
+      if (have) continue;
+      printer_.Line("pulling " + ref);
+      registry::PullOptions po;
+      po.registry = req_.registry;
+      po.platforms = platforms;
+      auto pulled = registry::Pull(*store_, ref, po);
+      if (!pulled.ok()) {
+        Error e = std::move(pulled).error();
+        e.message = "image \"" + ref + "\" is not in the local image store and pulling it failed: " + e.message;
+        return Locate(std::move(e), line_of[ref], "");
+      }
+      printer_.Line("pulled " + pulled->name + "@" + pulled->root.digest.ToString() + " (" +
+                    std::to_string(pulled->blobs_fetched) + " blobs fetched)");
+    }
     return Ok();
   }
 
   /// The manifest digest of image `ref` for `platform`.
   Expected<std::string> ResolveImage(const std::string& ref, const oci::Platform& platform) {
+    return ResolveLocal(ref, platform);
+  }
+
+  Expected<std::string> ResolveLocal(const std::string& ref, const oci::Platform& platform) {
     auto resolved = store_->Resolve(ref);
     if (!resolved.ok()) {
       if (resolved.error().code == "image.not_found" || resolved.error().code == "reference.invalid")
@@ -915,15 +972,40 @@ class Build {
     return s;
   }
 
-  Expected<void> Export(const BuildSummary&) {
+  Expected<void> Push(BuildSummary& summary, const std::vector<std::string>& refs) {
+    for (const auto& ref : refs) {
+      registry::PushOptions po;
+      po.registry = req_.registry;
+      printer_.Line("pushing " + ref);
+      auto pushed = registry::Push(*store_, root_, ref, po);
+      if (!pushed.ok()) return std::move(pushed).error().With("pushing " + ref);
+      printer_.Line("pushed " + ref + "@" + pushed->digest.ToString() + " (" +
+                    std::to_string(pushed->blobs_uploaded) + " blobs uploaded, " +
+                    std::to_string(pushed->blobs_mounted) + " mounted, " +
+                    std::to_string(pushed->blobs_existing) + " already there)");
+      summary.pushed.emplace_back(ref, pushed->digest.ToString());
+    }
+    return Ok();
+  }
+
+  Expected<void> Export(BuildSummary& summary) {
     std::vector<std::string> names;
     for (const auto& t : req_.tags) {
       MF_TRY(n, image::ImageStore::NormalizeName(t));
       names.push_back(n);
     }
     for (const auto& n : names) MF_TRY_VOID(store_->Tag(n, root_));
+    std::vector<std::string> push_refs;
+    if (req_.push) push_refs = req_.tags;
+    for (const auto& o : req_.outputs)
+      if (o.type == OutputSpec::Type::kImage) {
+        MF_TRY(n, image::ImageStore::NormalizeName(o.name));
+        MF_TRY_VOID(store_->Tag(n, root_));
+        if (o.push) push_refs.push_back(o.name);
+      }
     std::string name = names.empty() ? "" : names.front();
     for (const auto& o : req_.outputs) {
+      if (o.type == OutputSpec::Type::kImage) continue;
       MF_TRY(img, store_->ResolveDescriptor(name, root_));
       switch (o.type) {
         case OutputSpec::Type::kOci:
@@ -935,6 +1017,8 @@ class Build {
           MF_TRY_VOID(image::ExportLayout(*store_, img, o.dest, eo));
           break;
         }
+        case OutputSpec::Type::kImage:
+          break;
         case OutputSpec::Type::kLocal: {
           ::mkdir(o.dest.c_str(), 0755);
           for (const auto& p : img.platforms) {
@@ -964,7 +1048,7 @@ class Build {
         }
       }
     }
-    return Ok();
+    return Push(summary, push_refs);
   }
 
   const BuildRequest& req_;
@@ -1010,11 +1094,22 @@ Expected<OutputSpec> ParseOutputSpec(const std::string& spec) {
   if (type == "oci") o.type = OutputSpec::Type::kOci;
   else if (type == "oci-dir") o.type = OutputSpec::Type::kOciDir;
   else if (type == "local") o.type = OutputSpec::Type::kLocal;
-  else if (type.empty()) return InvalidOutput(spec, "missing type= (oci, oci-dir or local)");
+  else if (type == "image" || type == "registry") {
+    o.type = OutputSpec::Type::kImage;
+    o.name = kv.count("name") ? kv["name"] : "";
+    if (o.name.empty()) return InvalidOutput(spec, "missing name=");
+    std::string push = kv.count("push") ? kv["push"] : (type == "registry" ? "true" : "false");
+    if (push != "true" && push != "false") return InvalidOutput(spec, "push= must be true or false");
+    o.push = push == "true";
+    for (const auto& [k, v] : kv)
+      if (k != "type" && k != "name" && k != "push") return InvalidOutput(spec, "unknown key \"" + k + "\"");
+    return o;
+  }
+  else if (type.empty()) return InvalidOutput(spec, "missing type= (oci, oci-dir, local, image or registry)");
   else
     return MakeError(ErrorKind::kUnimplemented, "cli.output",
                      "invalid --output \"" + spec + "\": output type \"" + type +
-                         "\" is not supported (oci, oci-dir, local)");
+                         "\" is not supported (oci, oci-dir, local, image, registry)");
   o.dest = kv.count("dest") ? kv["dest"] : "";
   if (o.dest.empty()) return InvalidOutput(spec, "missing dest=");
   for (const auto& [k, v] : kv)

@@ -15,18 +15,21 @@
 
 #include "common/base/expected.h"
 #include "common/oci/platform.h"
+#include "common/registry/registry_options.h"
 
 namespace manifold::coordinator {
 
 struct OutputSpec {
-  enum class Type { kOci, kOciDir, kLocal };
+  enum class Type { kOci, kOciDir, kLocal, kImage };
   Type type = Type::kOci;
-  std::string dest;
+  std::string dest;  ///< kOci, kOciDir, kLocal
+  std::string name;  ///< kImage: the reference
+  bool push = false;  ///< kImage: push to the registry (type=registry, or push=true)
 };
 
 /// Parses buildx's `--output type=oci,dest=FILE` (also `type=oci-dir`,
-/// `type=local`, and the short form `-o DIR` = type=local). Errors:
-/// kInvalidInput "cli.output".
+/// `type=local`, `type=image,name=REF[,push=true]`, `type=registry,name=REF`,
+/// and the short form `-o DIR` = type=local). Errors: kInvalidInput "cli.output".
 Expected<OutputSpec> ParseOutputSpec(const std::string& spec);
 
 /// `--secret id=X,src=FILE` / `id=X,env=VAR` (buildx syntax; `type=file|env`
@@ -53,6 +56,12 @@ struct BuildRequest {
   std::string state_dir;
   /// The worker permits security.insecure (its own setting).
   bool worker_allows_insecure = true;
+  /// Registries: bases missing from the local store are pulled; with
+  /// `pull`, every base is checked for a newer digest. `push` sends the
+  /// result to every name in `tags`.
+  registry::RegistryOptions registry;
+  bool pull = false;
+  bool push = false;
   std::chrono::milliseconds step_timeout{0};
 };
 
@@ -64,6 +73,7 @@ struct BuildSummary {
   int jobs_run = 0;
   int jobs_cached = 0;
   double seconds = 0;
+  std::vector<std::pair<std::string, std::string>> pushed;  ///< (reference, digest)
 };
 
 /// Runs the build. Progress goes to `out` as chosen by request.progress.
