@@ -315,7 +315,10 @@ class Build {
       auto pulled = registry::Pull(*store_, ref, po);
       if (!pulled.ok()) {
         Error e = std::move(pulled).error();
-        e.message = "image \"" + ref + "\" is not in the local image store and pulling it failed: " + e.message;
+        std::string why = e.message;
+        for (const auto& c : e.context) why = c + ": " + why;
+        e.context.clear();
+        e.message = "image \"" + ref + "\" is not in the local image store and pulling it failed: " + why;
         return Locate(std::move(e), line_of[ref], "");
       }
       printer_.Line("pulled " + pulled->name + "@" + pulled->root.digest.ToString() + " (" +
