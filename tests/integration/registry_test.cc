@@ -174,6 +174,48 @@ TEST_F(RegistryBuildTest, AnImagePushedBySkopeoIsAFromBase) {
   EXPECT_EQ(one.find("linux/amd64"), std::string::npos) << one;
 }
 
+TEST_F(RegistryBuildTest, PullChecksForANewerBaseAndOutputImagePushes) {
+  StartRegistry(TestRegistry::Mode::kOpen);
+  BusyboxArchive();
+  std::string base = reg_->host() + "/mf/base:latest";
+  // v1 of the base: busybox plus /version = 1.
+  std::string v1 = tmp_.path() + "/v1";
+  fs::create_directories(v1);
+  std::ofstream(v1 + "/Dockerfile") << "FROM busybox\nRUN echo 1 > /version\n";
+  Manifold("build --platform linux/amd64 -o type=image,name=" + base + ",push=true " + v1);
+  json raw = json::parse(Sh("skopeo inspect --raw --tls-verify=false docker://" + base + " 2>/dev/null"));
+  EXPECT_EQ(raw["manifests"].size(), 1u);
+
+  // A build on that base, in a fresh state: the base is pulled.
+  setenv("MANIFOLD_ROOT", (tmp_.path() + "/consumer").c_str(), 1);
+  std::string app = tmp_.path() + "/app";
+  fs::create_directories(app);
+  std::ofstream(app + "/Dockerfile") << "FROM " << base << "\nRUN cat /version > /seen\n";
+  std::string out = tmp_.path() + "/out";
+  std::string first = Manifold("build --progress plain -o type=local,dest=" + out + " " + app);
+  EXPECT_NE(first.find("pulling " + base), std::string::npos) << first;
+  auto seen = [&] {
+    std::ifstream in(out + "/linux_amd64/seen");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  EXPECT_EQ(seen(), "1\n");
+
+  // v2 is pushed under the same tag by another state.
+  setenv("MANIFOLD_ROOT", root_.c_str(), 1);
+  std::ofstream(v1 + "/Dockerfile") << "FROM busybox\nRUN echo 2 > /version\n";
+  Manifold("build --platform linux/amd64 --push -t " + base + " " + v1);
+  setenv("MANIFOLD_ROOT", (tmp_.path() + "/consumer").c_str(), 1);
+  // Without --pull the local base is used; with it, the new digest.
+  std::string cached = Manifold("build --progress plain -o type=local,dest=" + out + " " + app);
+  EXPECT_EQ(cached.find("pulling"), std::string::npos) << cached;
+  EXPECT_EQ(seen(), "1\n");
+  std::string pulled = Manifold("build --pull --progress plain -o type=local,dest=" + out + " " + app);
+  EXPECT_NE(pulled.find("pulling " + base), std::string::npos) << pulled;
+  EXPECT_EQ(seen(), "2\n");
+}
+
 TEST_F(RegistryBuildTest, BasicAuthOverTlsNeedsLoginAndNeverShowsThePassword) {
   StartRegistry(TestRegistry::Mode::kBasicTls);
   BusyboxArchive();
