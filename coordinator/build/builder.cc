@@ -40,6 +40,10 @@
 #include "common/oci/media_types.h"
 #include "common/wire/stage_job.h"
 #include "coordinator/build/context_manifest.h"
+#include "coordinator/build/job_state.h"
+#include "coordinator/build/outputs.h"
+#include "coordinator/build/progress_printer.h"
+#include "coordinator/build/run_dir.h"
 #include "coordinator/plan/job_message.h"
 #include "coordinator/plan/plan.h"
 #include "worker/build/session.h"
@@ -54,23 +58,6 @@ namespace {
 using dockerfile::Cmd;
 using Clock = std::chrono::steady_clock;
 
-Error InvalidOutput(const std::string& spec, const std::string& why) {
-  return MakeError(ErrorKind::kInvalidInput, "cli.output",
-                   "invalid --output \"" + spec + "\": " + why);
-}
-
-std::map<std::string, std::string> ParseCsvKv(const std::string& spec) {
-  std::map<std::string, std::string> out;
-  auto fields = dockerfile::SplitCsv(spec);
-  if (!fields.ok()) return out;
-  for (const auto& f : *fields) {
-    auto eq = f.find('=');
-    if (eq == std::string::npos) out[f] = "";
-    else out[f.substr(0, eq)] = f.substr(eq + 1);
-  }
-  return out;
-}
-
 std::string RandomId() {
   std::random_device rd;
   std::uniform_int_distribution<int> d(0, 15);
@@ -78,112 +65,6 @@ std::string RandomId() {
   for (int i = 0; i < 16; ++i) s += "0123456789abcdef"[d(rd)];
   return s;
 }
-
-Expected<std::string> ReadWholeFile(const std::string& path, std::size_t max) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return MakeError(ErrorKind::kInvalidInput, "build.file",
-                     path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (s.size() > max)
-    return MakeError(ErrorKind::kInvalidInput, "build.file",
-                     path + ": larger than " + std::to_string(max) + " bytes");
-  return s;
-}
-
-std::string PlatformDir(const oci::Platform& p) {
-  std::string s = p.os + "_" + p.architecture;
-  if (!p.variant.empty()) s += "_" + p.variant;
-  return s;
-}
-
-/// What one job of the plan needs and produced.
-struct JobState {
-  plan::Job job;
-  std::vector<std::string> keys;  ///< per instruction
-  std::vector<std::string> step_digests;  ///< per instruction: keys without the parent
-  std::string final_key;
-  std::string base_manifest;                 ///< image bases
-  std::map<std::string, std::string> image_inputs;  ///< ref -> "image:<digest>"
-  std::map<std::string, std::string> stage_inputs;  ///< ref -> job id
-  bool no_cache = false;
-  bool needed = false;
-  bool rooted_at_scratch = false;
-  enum class Status { kPending, kRunning, kDone } status = Status::kPending;
-  bool cached_whole = false;
-  std::string config_digest;
-  std::vector<wire::LayerData> layers;
-  std::vector<bool> step_cached;
-  std::string slot;  ///< running on
-};
-
-/// Progress printer: plain text lines (auto/tty/plain) or JSON lines.
-class Printer {
- public:
-  Printer(std::ostream& out, std::string mode) : out_(out), mode_(std::move(mode)) {}
-
-  void Step(const JobState& js, int step, const std::string& what, const std::string& text,
-            std::uint64_t ms) {
-    if (mode_ == "quiet") return;
-    std::string tag = Tag(js, step);
-    if (mode_ == "json") {
-      nlohmann::json j{{"job", js.job.id}, {"platform", js.job.target_platform.ToString()},
-                       {"stage", js.job.stage}, {"step", step}, {"event", what}};
-      if (!text.empty()) j["text"] = text;
-      if (what == "done") j["duration_ms"] = ms;
-      out_ << j.dump() << "\n";
-      out_.flush();
-      return;
-    }
-    if (what == "start") {
-      out_ << tag << " " << text << "\n";
-    } else if (what == "cached") {
-      out_ << tag << " CACHED " << text << "\n";
-    } else if (what == "done") {
-      std::ostringstream d;
-      d << std::fixed << std::setprecision(2) << static_cast<double>(ms) / 1000.0;
-      out_ << tag << " DONE " << d.str() << "s\n";
-    } else if (what == "output") {
-      std::string& buf = partial_[js.job.id];
-      buf += text;
-      std::size_t nl;
-      while ((nl = buf.find('\n')) != std::string::npos) {
-        out_ << tag << " | " << buf.substr(0, nl) << "\n";
-        buf.erase(0, nl + 1);
-      }
-      if (buf.size() > 4096) {
-        out_ << tag << " | " << buf << "\n";
-        buf.clear();
-      }
-    } else {
-      out_ << tag << " " << text << "\n";
-    }
-    out_.flush();
-  }
-
-  void Line(const std::string& s) {
-    if (mode_ == "quiet") return;
-    if (mode_ == "json") {
-      out_ << nlohmann::json{{"event", "info"}, {"text", s}}.dump() << "\n";
-    } else {
-      out_ << s << "\n";
-    }
-    out_.flush();
-  }
-
- private:
-  static std::string Tag(const JobState& js, int step) {
-    std::string t = "[" + js.job.target_platform.ToString() + " " + js.job.stage;
-    if (step >= 0)
-      t += " " + std::to_string(step + 1) + "/" + std::to_string(js.job.instructions.size());
-    return t + "]";
-  }
-  std::ostream& out_;
-  std::string mode_;
-  std::map<std::string, std::string> partial_;
-};
 
 class Build {
  public:
@@ -706,9 +587,10 @@ class Build {
     ::chmod(wstate.c_str(), 0700);
     MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
     snapshots_.emplace(std::move(snapshots));
-    MF_TRY(run_dir, ClaimRunDir(wstate));
+    MF_TRY(run_dir, ClaimRunDir(wstate, build_id_));
+    run_dir_ = std::move(run_dir);
     worker::RuncConfig rc;
-    rc.state_dir = run_dir;
+    rc.state_dir = run_dir_.path;
     rc.policy.allow_insecure = req_.worker_allows_insecure;
     MF_TRY(runtime, worker::RuncRuntime::Create(rc));
     runtime_ = std::move(runtime);
@@ -890,44 +772,10 @@ class Build {
     sessions_.Remove(build_id_);
     runtime_.reset();
     std::error_code ec;
-    std::filesystem::remove_all(run_dir_, ec);
-    run_lock_ = fs::UniqueFd();
+    std::filesystem::remove_all(run_dir_.path, ec);
+    run_dir_ = RunDir();
     if (failure) return std::move(*failure);
     return Ok();
-  }
-
-  /// This build's runc root and bundles: <worker>/run/<build id>, locked for
-  /// the build's life. Run dirs whose lock is free belong to builds that
-  /// died (SIGKILL, power loss): their containers are killed and removed
-  /// and the dir deleted, so their overlays can be swept (RELIABILITY C5).
-  /// Builds running at the same time on one state dir never touch each
-  /// other's containers.
-  Expected<std::string> ClaimRunDir(const std::string& wstate) {
-    std::string runs = wstate + "/run";
-    ::mkdir(runs.c_str(), 0700);
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(runs, ec)) {
-      std::string d = e.path().string();
-      int fd = ::open((d + "/lock").c_str(), O_RDWR | O_CLOEXEC);
-      if (fd < 0) continue;
-      fs::UniqueFd lock(fd);
-      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) continue;  // a live build
-      worker::RuncConfig stale;
-      stale.state_dir = d;
-      auto rt = worker::RuncRuntime::Create(stale);
-      if (rt.ok()) (void)(*rt)->RemoveStale();
-      std::filesystem::remove_all(d, ec);
-      MF_LOG_INFO("removed the run dir of a dead build: {}", d);
-    }
-    std::string mine = runs + "/" + build_id_;
-    if (::mkdir(mine.c_str(), 0700) != 0)
-      return MakeError(ErrorKind::kInternal, "build.state", "mkdir " + mine + ": " + std::strerror(errno));
-    int fd = ::open((mine + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || ::flock(fd, LOCK_EX) != 0)
-      return MakeError(ErrorKind::kInternal, "build.state", "lock " + mine + ": " + std::strerror(errno));
-    run_lock_ = fs::UniqueFd(fd);
-    run_dir_ = mine;
-    return mine;
   }
 
   static std::string Title(const dockerfile::Instruction& in) {
@@ -975,22 +823,6 @@ class Build {
     return s;
   }
 
-  Expected<void> Push(BuildSummary& summary, const std::vector<std::string>& refs) {
-    for (const auto& ref : refs) {
-      registry::PushOptions po;
-      po.registry = req_.registry;
-      printer_.Line("pushing " + ref);
-      auto pushed = registry::Push(*store_, root_, ref, po);
-      if (!pushed.ok()) return std::move(pushed).error().With("pushing " + ref);
-      printer_.Line("pushed " + ref + "@" + pushed->digest.ToString() + " (" +
-                    std::to_string(pushed->blobs_uploaded) + " blobs uploaded, " +
-                    std::to_string(pushed->blobs_mounted) + " mounted, " +
-                    std::to_string(pushed->blobs_existing) + " already there)");
-      summary.pushed.emplace_back(ref, pushed->digest.ToString());
-    }
-    return Ok();
-  }
-
   Expected<void> Export(BuildSummary& summary) {
     std::vector<std::string> names;
     for (const auto& t : req_.tags) {
@@ -1006,52 +838,25 @@ class Build {
         MF_TRY_VOID(store_->Tag(n, root_));
         if (o.push) push_refs.push_back(o.name);
       }
-    std::string name = names.empty() ? "" : names.front();
-    for (const auto& o : req_.outputs) {
-      if (o.type == OutputSpec::Type::kImage) continue;
-      MF_TRY(img, store_->ResolveDescriptor(name, root_));
-      switch (o.type) {
-        case OutputSpec::Type::kOci:
-        case OutputSpec::Type::kOciDir: {
-          image::ExportOptions eo;
-          eo.format = o.type == OutputSpec::Type::kOci ? image::LayoutFormat::kTar
-                                                       : image::LayoutFormat::kDirectory;
-          if (req_.source_date_epoch) eo.mtime = *req_.source_date_epoch;
-          MF_TRY_VOID(image::ExportLayout(*store_, img, o.dest, eo));
-          break;
-        }
-        case OutputSpec::Type::kImage:
-          break;
-        case OutputSpec::Type::kLocal: {
-          ::mkdir(o.dest.c_str(), 0755);
-          for (const auto& p : img.platforms) {
-            oci::Platform plat{p.config.os, p.config.architecture, p.config.variant};
-            // Into a fresh sibling, then swapped in: a rebuild replaces the
-            // platform's tree and a failed unpack leaves the old one.
-            std::string dir = o.dest + "/" + PlatformDir(plat);
-            std::string fresh = dir + ".new-" + std::to_string(::getpid());
-            std::string old = dir + ".old-" + std::to_string(::getpid());
-            std::error_code ec;
-            std::filesystem::remove_all(fresh, ec);
-            auto unpacked = image::Unpack(*store_, p, fresh);
-            if (!unpacked.ok()) {
-              std::filesystem::remove_all(fresh, ec);
-              return std::move(unpacked).error();
-            }
-            bool had = std::filesystem::exists(std::filesystem::symlink_status(dir));
-            if (had && ::rename(dir.c_str(), old.c_str()) != 0)
-              return MakeError(ErrorKind::kInternal, "build.output",
-                               "rename " + dir + ": " + std::strerror(errno));
-            if (::rename(fresh.c_str(), dir.c_str()) != 0)
-              return MakeError(ErrorKind::kInternal, "build.output",
-                               "rename " + fresh + ": " + std::strerror(errno));
-            if (had) std::filesystem::remove_all(old, ec);
-          }
-          break;
-        }
-      }
-    }
+    MF_TRY_VOID(WriteOutputs(*store_, root_, names.empty() ? "" : names.front(), req_.outputs,
+                             req_.source_date_epoch));
     return Push(summary, push_refs);
+  }
+
+  Expected<void> Push(BuildSummary& summary, const std::vector<std::string>& refs) {
+    for (const auto& ref : refs) {
+      registry::PushOptions po;
+      po.registry = req_.registry;
+      printer_.Line("pushing " + ref);
+      auto pushed = registry::Push(*store_, root_, ref, po);
+      if (!pushed.ok()) return std::move(pushed).error().With("pushing " + ref);
+      printer_.Line("pushed " + ref + "@" + pushed->digest.ToString() + " (" +
+                    std::to_string(pushed->blobs_uploaded) + " blobs uploaded, " +
+                    std::to_string(pushed->blobs_mounted) + " mounted, " +
+                    std::to_string(pushed->blobs_existing) + " already there)");
+      summary.pushed.emplace_back(ref, pushed->digest.ToString());
+    }
+    return Ok();
   }
 
   const BuildRequest& req_;
@@ -1077,71 +882,11 @@ class Build {
   std::atomic<bool> cancel_{false};
   int jobs_run_ = 0;
   oci::Descriptor root_;
-  std::string run_dir_;
-  fs::UniqueFd run_lock_;
+  RunDir run_dir_;
   std::map<std::string, std::string> url_fingerprints_;
 };
 
 }  // namespace
-
-Expected<OutputSpec> ParseOutputSpec(const std::string& spec) {
-  OutputSpec o;
-  if (spec.find('=') == std::string::npos && spec.find(',') == std::string::npos) {
-    if (spec.empty()) return InvalidOutput(spec, "empty");
-    o.type = OutputSpec::Type::kLocal;
-    o.dest = spec;
-    return o;
-  }
-  auto kv = ParseCsvKv(spec);
-  std::string type = kv.count("type") ? kv["type"] : "";
-  if (type == "oci") o.type = OutputSpec::Type::kOci;
-  else if (type == "oci-dir") o.type = OutputSpec::Type::kOciDir;
-  else if (type == "local") o.type = OutputSpec::Type::kLocal;
-  else if (type == "image" || type == "registry") {
-    o.type = OutputSpec::Type::kImage;
-    o.name = kv.count("name") ? kv["name"] : "";
-    if (o.name.empty()) return InvalidOutput(spec, "missing name=");
-    std::string push = kv.count("push") ? kv["push"] : (type == "registry" ? "true" : "false");
-    if (push != "true" && push != "false") return InvalidOutput(spec, "push= must be true or false");
-    o.push = push == "true";
-    for (const auto& [k, v] : kv)
-      if (k != "type" && k != "name" && k != "push") return InvalidOutput(spec, "unknown key \"" + k + "\"");
-    return o;
-  }
-  else if (type.empty()) return InvalidOutput(spec, "missing type= (oci, oci-dir, local, image or registry)");
-  else
-    return MakeError(ErrorKind::kUnimplemented, "cli.output",
-                     "invalid --output \"" + spec + "\": output type \"" + type +
-                         "\" is not supported (oci, oci-dir, local, image, registry)");
-  o.dest = kv.count("dest") ? kv["dest"] : "";
-  if (o.dest.empty()) return InvalidOutput(spec, "missing dest=");
-  for (const auto& [k, v] : kv)
-    if (k != "type" && k != "dest") return InvalidOutput(spec, "unknown key \"" + k + "\"");
-  return o;
-}
-
-Expected<std::pair<std::string, std::string>> ParseSecretSpec(const std::string& spec) {
-  auto kv = ParseCsvKv(spec);
-  auto bad = [&](const std::string& why) {
-    return MakeError(ErrorKind::kInvalidInput, "cli.secret",
-                     "invalid --secret \"" + spec + "\": " + why);
-  };
-  std::string id = kv.count("id") ? kv["id"] : "";
-  if (id.empty()) return bad("missing id=");
-  std::string src = kv.count("src") ? kv["src"] : (kv.count("source") ? kv["source"] : "");
-  std::string env = kv.count("env") ? kv["env"] : "";
-  std::string type = kv.count("type") ? kv["type"] : "";
-  if (type == "env" && env.empty()) env = src.empty() ? id : src, src.clear();
-  if (!src.empty()) {
-    auto data = ReadWholeFile(src, 500 * 1024);
-    if (!data.ok()) return bad(data.error().message);
-    return std::make_pair(id, *data);
-  }
-  if (env.empty()) env = id;
-  const char* v = std::getenv(env.c_str());
-  if (!v) return bad("environment variable " + env + " is not set");
-  return std::make_pair(id, std::string(v));
-}
 
 Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out) {
   Build b(request, out);

@@ -76,6 +76,9 @@ struct BuildSummary {
   std::vector<std::pair<std::string, std::string>> pushed;  ///< (reference, digest)
 };
 
+/// A whole file of at most `max` bytes. Errors: kInvalidInput "build.file".
+Expected<std::string> ReadWholeFile(const std::string& path, std::size_t max);
+
 /// Runs the build. Progress goes to `out` as chosen by request.progress.
 /// Errors: the planner's (with the Dockerfile line), kInvalidInput
 /// "build.base.not_found" (a base image not in the local store),

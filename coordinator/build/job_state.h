@@ -1,0 +1,32 @@
+// What the coordinator knows of one (stage, platform) job during a build.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/wire/stage_job.h"
+#include "coordinator/plan/plan.h"
+
+namespace manifold::coordinator {
+
+/// What one job of the plan needs and produced.
+struct JobState {
+  plan::Job job;
+  std::vector<std::string> keys;  ///< per instruction
+  std::vector<std::string> step_digests;  ///< per instruction: keys without the parent
+  std::string final_key;
+  std::string base_manifest;                 ///< image bases
+  std::map<std::string, std::string> image_inputs;  ///< ref -> "image:<digest>"
+  std::map<std::string, std::string> stage_inputs;  ///< ref -> job id
+  bool no_cache = false;
+  bool needed = false;
+  bool rooted_at_scratch = false;
+  enum class Status { kPending, kRunning, kDone } status = Status::kPending;
+  bool cached_whole = false;
+  std::string config_digest;
+  std::vector<wire::LayerData> layers;
+  std::vector<bool> step_cached;
+  std::string slot;  ///< running on
+};
+
+}  // namespace manifold::coordinator
