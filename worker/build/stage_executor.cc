@@ -16,6 +16,7 @@
 #include "common/image/layer_index.h"
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
+#include "worker/build/config_step.h"
 #include "worker/build/run_mounts.h"
 #include "worker/snapshot/step_snapshot.h"
 #include "worker/step/copy_step.h"
@@ -80,33 +81,6 @@ struct StageState {
 std::vector<std::string> ChainOf(const StageState& s) {
   std::vector<std::string> out;
   for (const auto& l : s.layers) out.push_back(l.diff_id);
-  return out;
-}
-
-std::string EnvValue(const std::vector<std::string>& env, const std::string& key) {
-  for (const auto& e : env)
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
-      return e.substr(key.size() + 1);
-  return {};
-}
-
-void SetEnv(std::vector<std::string>& env, const std::string& key, const std::string& value) {
-  for (auto& e : env)
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
-      e = key + "=" + value;
-      return;
-    }
-  env.push_back(key + "=" + value);
-}
-
-std::vector<std::string> ShellOf(const oci::ImageConfig& c) {
-  if (!c.config.shell.empty()) return c.config.shell;
-  return {"/bin/sh", "-c"};
-}
-
-std::string Join(const std::vector<std::string>& v, const std::string& sep = " ") {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
   return out;
 }
 
@@ -389,15 +363,7 @@ class StageRunner : public InputMounter {
     return Ok();
   }
 
-  void TrackArgs(const Instruction& in) {
-    if (in.cmd != Cmd::kArg) return;
-    for (const auto& d : in.arg_decls) {
-      auto it = job_.args.find(d.name);
-      if (it != job_.args.end()) state_.args[d.name] = it->second;
-      else if (d.value) state_.args[d.name] = *d.value;
-      else state_.args.erase(d.name);
-    }
-  }
+  void TrackArgs(const Instruction& in) { worker::TrackArgs(in, job_.args, state_.args); }
 
   // ------------------------------------------------------------ snapshots
 
@@ -451,7 +417,6 @@ class StageRunner : public InputMounter {
 
   Expected<std::optional<wire::LayerData>> Execute(const Instruction& in, int index) {
     using R = std::optional<wire::LayerData>;
-    auto& c = state_.config.config;
     switch (in.cmd) {
       case Cmd::kRun: {
         MF_TRY(l, RunStep(in, index));
@@ -462,120 +427,16 @@ class StageRunner : public InputMounter {
         MF_TRY(l, CopyStep(in));
         return R(std::move(l));
       }
-      case Cmd::kEnv: {
-        std::string by = "ENV";
-        for (const auto& kv : in.kvs) {
-          SetEnv(c.env, kv.key, kv.value);
-          by += " " + kv.key + "=" + kv.value;
-        }
-        AddHistory(by, true);
-        return R();
-      }
-      case Cmd::kLabel: {
-        std::string by = "LABEL";
-        for (const auto& kv : in.kvs) {
-          c.labels[kv.key] = kv.value;
-          by += " " + kv.key + "=" + kv.value;
-        }
-        AddHistory(by, true);
-        return R();
-      }
-      case Cmd::kArg: {
-        TrackArgs(in);
-        std::string by = "ARG";
-        for (const auto& d : in.arg_decls) {
-          by += " " + d.name;
-          auto it = state_.args.find(d.name);
-          if (it != state_.args.end()) by += "=" + it->second;
-        }
-        AddHistory(by, true);
-        return R();
-      }
-      case Cmd::kExpose: {
-        for (std::string p : in.args) {
-          if (p.find('/') == std::string::npos) p += "/tcp";
-          c.exposed_ports.insert(p);
-        }
-        AddHistory("EXPOSE map[" + Join(in.args) + "]", true);
-        return R();
-      }
-      case Cmd::kVolume: {
-        for (const auto& v : in.args) c.volumes.insert(v);
-        AddHistory("VOLUME " + Join(in.args), true);
-        return R();
-      }
-      case Cmd::kUser:
-        c.user = in.args.empty() ? "" : in.args[0];
-        AddHistory("USER " + c.user, true);
-        return R();
-      case Cmd::kWorkdir: {
-        std::string w = in.args.empty() ? "/" : in.args[0];
-        if (w.empty() || w[0] != '/') {
-          std::string base = c.working_dir.empty() ? "/" : c.working_dir;
-          w = base + (base.back() == '/' ? "" : "/") + w;
-        }
-        c.working_dir = fs::CleanRootedPath(w);
-        AddHistory("WORKDIR " + c.working_dir, true);
-        return R();
-      }
-      case Cmd::kCmd:
-        c.cmd = in.prepend_shell ? ShellWrapped(in) : in.args;
-        state_.cmd_set = true;
-        AddHistory("CMD " + JsonList(*c.cmd), true);
-        return R();
-      case Cmd::kEntrypoint:
-        c.entrypoint = in.prepend_shell ? ShellWrapped(in) : in.args;
-        if (!state_.cmd_set) c.cmd.reset();
-        AddHistory("ENTRYPOINT " + JsonList(*c.entrypoint), true);
-        return R();
-      case Cmd::kShell:
-        c.shell = in.args;
-        AddHistory("SHELL " + JsonList(in.args), true);
-        return R();
-      case Cmd::kHealthcheck: {
-        oci::HealthCheck h;
-        h.test = in.health_test;
-        h.interval_ns = in.interval_ns;
-        h.timeout_ns = in.timeout_ns;
-        h.start_period_ns = in.start_period_ns;
-        h.start_interval_ns = in.start_interval_ns;
-        h.retries = in.retries;
-        c.healthcheck = h;
-        AddHistory("HEALTHCHECK " + JsonList(in.health_test), true);
-        return R();
-      }
-      case Cmd::kStopsignal:
-        c.stop_signal = in.args.empty() ? "" : in.args[0];
-        AddHistory("STOPSIGNAL " + c.stop_signal, true);
-        return R();
-      case Cmd::kOnbuild:
-        c.on_build.push_back(in.onbuild_expression);
-        AddHistory("ONBUILD " + in.onbuild_expression, true);
-        return R();
-      case Cmd::kMaintainer:
-        state_.config.author = in.args.empty() ? "" : in.args[0];
-        AddHistory("MAINTAINER " + state_.config.author, true);
-        return R();
       case Cmd::kFrom:
         break;
+      default: {
+        MF_TRY(by, ApplyMetadata(in, job_.args, state_.config, state_.args, state_.cmd_set));
+        AddHistory(by, true);
+        return R();
+      }
     }
     return MakeError(ErrorKind::kInternal, "step.unexpected",
                      std::string("unexpected instruction ") + dockerfile::CmdName(in.cmd));
-  }
-
-  std::vector<std::string> ShellWrapped(const Instruction& in) const {
-    auto argv = ShellOf(state_.config);
-    argv.push_back(Join(in.args));
-    return argv;
-  }
-
-  static std::string JsonList(const std::vector<std::string>& v) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      out += (i ? " " : "");
-      out += "\"" + v[i] + "\"";
-    }
-    return out + "]";
   }
 
   // RUN ----------------------------------------------------------------
