@@ -415,6 +415,27 @@ TEST_F(BuildTest, RunMountsCacheBindTmpfsSecretAndVolume) {
   }
 }
 
+TEST_F(BuildTest, PrivateCacheMountsGiveAConcurrentUserItsOwnDirectory) {
+  ImportBusybox();
+  Dockerfile(
+      "FROM busybox AS a\n"
+      "RUN --mount=type=cache,id=p,target=/c,sharing=private sh -c 'touch /c/a; sleep 2; ls /c > /seen'\n"
+      "FROM busybox AS b\n"
+      "RUN --mount=type=cache,id=p,target=/c,sharing=private sh -c 'touch /c/b; sleep 2; ls /c > /seen'\n"
+      "FROM busybox\n"
+      "COPY --from=a /seen /a-seen\n"
+      "COPY --from=b /seen /b-seen\n");
+  std::string root = BuildLocal();  // a and b run at once (two job slots)
+  EXPECT_EQ(ReadFile(root + "/a-seen"), "a\n");
+  EXPECT_EQ(ReadFile(root + "/b-seen"), "b\n");
+  // One of them had the persistent cache, which keeps its file.
+  std::string kept;
+  for (auto& e : fs::directory_iterator(root_ + "/worker/cache-mounts"))
+    if (e.is_directory())
+      for (auto& f : fs::directory_iterator(e.path())) kept += f.path().filename().string();
+  EXPECT_TRUE(kept == "a" || kept == "b") << kept;
+}
+
 TEST_F(BuildTest, CopyAndAddFromContextStagesAndImages) {
   ImportBusybox();
   WriteFile(ctx_ + "/src/a.txt", "a\n");

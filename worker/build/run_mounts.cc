@@ -224,11 +224,25 @@ Expected<void> RunMounts::AddCache(const dockerfile::MountSpec& m, InputMounter&
   int lfd = ::open((dir + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lfd < 0) return IoError("open " + dir + ".lock", errno);
   fs::UniqueFd lock(lfd);
-  // shared: many steps at once; locked (and private, which we serialise
-  // rather than give a fresh copy): one at a time.
-  int op = (m.sharing == "locked" || m.sharing == "private") ? LOCK_EX : LOCK_SH;
-  while (::flock(lfd, op) != 0)
-    if (errno != EINTR) return IoError("flock " + dir + ".lock", errno);
+  // shared: many steps at once; locked: one at a time, the others wait;
+  // private: the first user gets the cache, a concurrent one a fresh empty
+  // directory of its own, discarded after the step (BuildKit's semantics).
+  int op = m.sharing == "locked" || m.sharing == "private" ? LOCK_EX : LOCK_SH;
+  if (m.sharing == "private") {
+    if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) return IoError("flock " + dir + ".lock", errno);
+      MF_TRY(step_dir, StepDir());
+      std::string fresh = step_dir + "/cache-" + std::to_string(counter_++);
+      if (::mkdir(fresh.c_str(), m.mode.value_or(0755)) != 0) return IoError("mkdir " + fresh, errno);
+      if (::chown(fresh.c_str(), m.uid.value_or(0), m.gid.value_or(0)) != 0)
+        return IoError("chown " + fresh, errno);
+      mounts_.push_back(Mount{Mount::Type::kBind, fresh, m.target, false, 0});
+      return Ok();
+    }
+  } else {
+    while (::flock(lfd, op) != 0)
+      if (errno != EINTR) return IoError("flock " + dir + ".lock", errno);
+  }
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) {
     // First use: made under an exclusive lock so it is seeded exactly once.
