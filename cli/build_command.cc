@@ -31,6 +31,7 @@ struct BuildFlags {
   bool quiet = false;
   bool push = false;
   bool pull = false;
+  std::string trace;
   RegistryFlags registry;
 };
 
@@ -87,6 +88,7 @@ Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
   MF_TRY(registry, MakeRegistryOptions(f.registry));
   r.registry = std::move(registry);
   r.push = f.push;
+  r.trace_file = f.trace;
   r.pull = f.pull;
   if (f.push && f.tags.empty())
     return MakeError(ErrorKind::kInvalidInput, "cli.push", "--push needs at least one -t REF");
@@ -126,6 +128,7 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--jobs", f->slots, "Jobs the embedded worker runs at once (default 2)");
   cmd->add_flag("--push", f->push, "Push the result to every -t reference");
   cmd->add_flag("--pull", f->pull, "Check the registry for newer base images");
+  cmd->add_option("--trace", f->trace, "Write the schedule as a Chrome/Perfetto trace (JSON)");
   AddRegistryFlags(cmd, &f->registry);
   cmd->add_option("--step-timeout", f->step_timeout,
                   "Kill a RUN step after this many seconds (default: no limit)");

@@ -80,6 +80,7 @@ class Build {
     MF_TRY_VOID(CheckPlatforms());
     MF_TRY_VOID(Schedule());
     MF_TRY(summary, Assemble());
+    if (!req_.trace_file.empty()) MF_TRY_VOID(WriteTrace(t0));
     MF_TRY_VOID(Export(summary));
     summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return summary;
@@ -707,6 +708,19 @@ class Build {
             case wire::ProgressData::Kind::kInfo: what = "info"; break;
           }
           printer_.Step(js, p->step, what, p->text, p->duration_ms);
+          if (p->kind == wire::ProgressData::Kind::kStart) {
+            started_[{js.job.id, p->step}] = Clock::now();
+          } else if (p->kind == wire::ProgressData::Kind::kDone) {
+            auto st = started_.find({js.job.id, p->step});
+            if (st != started_.end()) {
+              trace_.push_back(TraceSlice{slot_id, js.job.target_platform.ToString() + " " + js.job.stage,
+                                          p->step >= 0 && static_cast<std::size_t>(p->step) < js.job.instructions.size()
+                                              ? Title(js.job.instructions[static_cast<std::size_t>(p->step)])
+                                              : "",
+                                          st->second, Clock::now()});
+              started_.erase(st);
+            }
+          }
           break;
         }
         case wire::MessageType::kStageResult: {
@@ -783,6 +797,41 @@ class Build {
     auto nl = t.find('\n');
     if (nl != std::string::npos) t = t.substr(0, nl) + " ...";
     return t;
+  }
+
+  // ------------------------------------------------------------ trace
+
+  struct TraceSlice {
+    std::string slot;
+    std::string job;
+    std::string step;
+    Clock::time_point start, end;
+  };
+
+  /// Chrome trace event format: "X" (complete) events, microseconds since the
+  /// build started; a thread per slot, named by thread_name metadata.
+  Expected<void> WriteTrace(Clock::time_point t0) const {
+    nlohmann::json events = nlohmann::json::array();
+    std::map<std::string, int> tids;
+    for (const auto& sl : trace_) tids.emplace(sl.slot, 0);
+    int next = 1;
+    for (auto& [slot, tid] : tids) {
+      tid = next++;
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", tid},
+                        {"args", {{"name", slot}}}});
+    }
+    auto us = [&](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(t - t0).count();
+    };
+    for (const auto& sl : trace_)
+      events.push_back({{"name", sl.step}, {"cat", sl.job}, {"ph", "X"}, {"pid", 1},
+                        {"tid", tids[sl.slot]}, {"ts", us(sl.start)},
+                        {"dur", us(sl.end) - us(sl.start)}, {"args", {{"job", sl.job}}}});
+    std::ofstream out(req_.trace_file, std::ios::trunc);
+    out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+    if (!out)
+      return MakeError(ErrorKind::kInvalidInput, "build.trace", "cannot write " + req_.trace_file);
+    return Ok();
   }
 
   // ------------------------------------------------------------ the image
@@ -883,6 +932,8 @@ class Build {
   int jobs_run_ = 0;
   oci::Descriptor root_;
   RunDir run_dir_;
+  std::map<std::pair<std::string, int>, Clock::time_point> started_;
+  std::vector<TraceSlice> trace_;
   std::map<std::string, std::string> url_fingerprints_;
 };
 

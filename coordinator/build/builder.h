@@ -63,6 +63,9 @@ struct BuildRequest {
   bool pull = false;
   bool push = false;
   std::chrono::milliseconds step_timeout{0};
+  /// When set, the schedule as a Chrome/Perfetto trace (JSON): one track per
+  /// worker slot, one slice per executed step.
+  std::string trace_file;
 };
 
 struct BuildSummary {

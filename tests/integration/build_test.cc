@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/tree_compare.h"
@@ -181,6 +182,21 @@ TEST_F(BuildTest, BusyboxMultistageForBothPlatformsRunsUnderRuncAndRebuildsFromC
     for (const char* f : {"blob.sha256", "chunks.sha256", "lines.md5", "lines.txt.gz", "summary.txt"})
       EXPECT_NE(out.find(f), std::string::npos) << f << "\n" << out;
   }
+
+  // --trace: the schedule, one track per job slot, a slice per executed step.
+  std::string trace_file = tmp_.path() + "/trace.json";
+  MustBuild("--platform linux/amd64,linux/arm64 --no-cache-filter report --trace " + trace_file, example);
+  json trace = json::parse(ReadFile(trace_file));
+  std::set<int> tracks;
+  int slices = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    ++slices;
+    tracks.insert(e["tid"].get<int>());
+    EXPECT_GE(e["dur"].get<long long>(), 0);
+  }
+  EXPECT_EQ(slices, 10) << trace.dump();  // the report stage's 5 steps, for 2 platforms
+  EXPECT_EQ(tracks.size(), 2u);              // on both job slots, at the same time
 
   // Unchanged: nothing runs, the same index.
   Result again = MustBuild("--platform linux/amd64,linux/arm64", example);
