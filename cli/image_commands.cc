@@ -11,6 +11,7 @@
 #include "common/image/oci_layout.h"
 #include "common/image/unpack.h"
 #include "common/oci/index.h"
+#include "coordinator/build/builder.h"
 
 namespace manifold::cli {
 
@@ -256,8 +257,17 @@ void AddUnpack(CLI::App& app, int* exit_code) {
 
 void AddPrune(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("prune", "Remove blobs that no image name or running build references");
-  cmd->callback([exit_code] {
+  auto build_cache = std::make_shared<bool>(false);
+  cmd->add_flag("--build-cache", *build_cache,
+                "Also remove the build cache: step records, unpacked layers, cache mounts");
+  cmd->callback([exit_code, build_cache] {
     Run(exit_code, [&]() -> Expected<void> {
+      if (*build_cache) {
+        MF_TRY(bc, coordinator::PruneBuildCache(image::DefaultStateDir()));
+        std::cout << "Removed the build cache: " << bc.step_records << " step records, "
+                  << bc.snapshots << " snapshots, " << bc.cache_mounts << " cache mounts ("
+                  << HumanSize(bc.bytes) << ")\n";
+      }
       MF_TRY(store, OpenStore());
       MF_TRY(stats, store->Prune());
       std::cout << "Removed " << stats.removed_blobs << " blobs (" << HumanSize(stats.removed_bytes)

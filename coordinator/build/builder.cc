@@ -92,6 +92,14 @@ class Build {
   Expected<void> Prepare() {
     if (req_.state_dir.empty())
       return MakeError(ErrorKind::kInvalidInput, "build.state", "no state directory");
+    // Held shared for the whole build, so `prune --build-cache` cannot take
+    // records, snapshots or cache mounts from under it.
+    ::mkdir(req_.state_dir.c_str(), 0700);
+    int lfd = ::open(BuildCacheLockPath(req_.state_dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0 || ::flock(lfd, LOCK_SH) != 0)
+      return MakeError(ErrorKind::kInternal, "build.state",
+                       "lock " + BuildCacheLockPath(req_.state_dir) + ": " + std::strerror(errno));
+    cache_lock_ = fs::UniqueFd(lfd);
     for (const auto& a : req_.allow)
       if (a != "security.insecure" && a != "network.host")
         return MakeError(ErrorKind::kInvalidInput, "build.entitlement",
@@ -932,12 +940,68 @@ class Build {
   int jobs_run_ = 0;
   oci::Descriptor root_;
   RunDir run_dir_;
+  fs::UniqueFd cache_lock_;
   std::map<std::pair<std::string, int>, Clock::time_point> started_;
   std::vector<TraceSlice> trace_;
   std::map<std::string, std::string> url_fingerprints_;
 };
 
 }  // namespace
+
+std::string BuildCacheLockPath(const std::string& state_dir) {
+  return state_dir + "/build-cache.lock";
+}
+
+Expected<BuildCachePruneStats> PruneBuildCache(const std::string& state_dir) {
+  int lfd = ::open(BuildCacheLockPath(state_dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd < 0)
+    return MakeError(ErrorKind::kInternal, "prune.io",
+                     "open " + BuildCacheLockPath(state_dir) + ": " + std::strerror(errno));
+  fs::UniqueFd lock(lfd);
+  if (::flock(lfd, LOCK_EX | LOCK_NB) != 0)
+    return MakeError(ErrorKind::kTransient, "prune.busy",
+                     "a build is running on " + state_dir + "; prune the build cache when it has finished");
+  // Dead builds' containers and overlays first, so nothing below is mounted.
+  std::string wstate = state_dir + "/worker";
+  if (std::filesystem::exists(wstate)) {
+    MF_TRY(rd, ClaimRunDir(wstate, "prune"));
+    std::error_code ec;
+    std::filesystem::remove_all(rd.path, ec);
+  }
+  if (std::filesystem::exists(state_dir + "/snapshots"))
+    MF_TRY_VOID(worker::Snapshotter::Open(state_dir));
+  BuildCachePruneStats stats;
+  auto size_of = [](const std::filesystem::path& p) {
+    std::uint64_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(
+             p, std::filesystem::directory_options::skip_permission_denied, ec);
+         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (it->is_regular_file(ec) && !it->is_symlink(ec)) n += it->file_size(ec);
+    }
+    return n;
+  };
+  auto clear = [&](const std::string& dir, std::uint64_t* count, bool measure) -> Expected<void> {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) return Ok();
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.ends_with(".lock")) continue;
+      if (measure) stats.bytes += size_of(e.path());
+      std::filesystem::remove_all(e.path(), ec);
+      if (ec)
+        return MakeError(ErrorKind::kInternal, "prune.io",
+                         "remove " + e.path().string() + ": " + ec.message());
+      ++*count;
+    }
+    return Ok();
+  };
+  MF_TRY_VOID(clear(state_dir + "/cache/steps", &stats.step_records, false));
+  MF_TRY_VOID(clear(state_dir + "/snapshots", &stats.snapshots, true));
+  MF_TRY_VOID(clear(wstate + "/cache-mounts", &stats.cache_mounts, true));
+  return stats;
+}
 
 Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out) {
   Build b(request, out);

@@ -79,6 +79,23 @@ struct BuildSummary {
   std::vector<std::pair<std::string, std::string>> pushed;  ///< (reference, digest)
 };
 
+/// <state>/build-cache.lock: builds hold it shared for their whole run;
+/// `manifold prune --build-cache` takes it exclusively.
+std::string BuildCacheLockPath(const std::string& state_dir);
+
+struct BuildCachePruneStats {
+  std::uint64_t step_records = 0;
+  std::uint64_t snapshots = 0;
+  std::uint64_t cache_mounts = 0;
+  std::uint64_t bytes = 0;  ///< of snapshots and cache mounts
+};
+
+/// Removes the build cache of `state_dir`: every step record, unpacked
+/// snapshot and cache mount (blobs no image references go with the next
+/// blob prune). Refuses while a build runs on the state dir. Errors:
+/// kTransient "prune.busy"; kInternal "prune.io".
+Expected<BuildCachePruneStats> PruneBuildCache(const std::string& state_dir);
+
 /// A whole file of at most `max` bytes. Errors: kInvalidInput "build.file".
 Expected<std::string> ReadWholeFile(const std::string& path, std::size_t max);
 

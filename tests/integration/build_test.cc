@@ -821,6 +821,37 @@ TEST_F(BuildTest, KilledBuildLeavesNothingThatTheNextBuildUses) {
   EXPECT_TRUE(fs::is_empty(root_ + "/worker/run"));
 }
 
+TEST_F(BuildTest, PruneBuildCacheReclaimsEverythingButNeverUnderARunningBuild) {
+  ImportBusybox();
+  Dockerfile("FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/x && echo built > /built\nENV A=1\n");
+  Result cold = MustBuild("-t kept");
+  EXPECT_EQ(cold.executed, 2) << cold.out;
+  std::string out = Manifold("prune --build-cache");
+  EXPECT_NE(out.find("Removed the build cache: 2 step records, 2 snapshots, 1 cache mounts"), std::string::npos) << out;
+  EXPECT_TRUE(fs::is_empty(root_ + "/cache/steps"));
+  EXPECT_TRUE(fs::is_empty(root_ + "/worker/cache-mounts") ||
+              fs::directory_iterator(root_ + "/worker/cache-mounts")->path().extension() == ".lock");
+  for (auto& e : fs::directory_iterator(root_ + "/snapshots")) ADD_FAILURE() << e.path();
+  // The named image survives (its blobs are referenced); the steps run again.
+  EXPECT_NE(Manifold("images").find("library/kept"), std::string::npos);
+  Result again = MustBuild("-t kept");
+  EXPECT_EQ(again.executed, 2) << again.out;
+  EXPECT_EQ(again.digest.size(), cold.digest.size());
+
+  // While a build runs, the build cache is not touched.
+  Dockerfile("FROM busybox\nRUN echo started; sleep 3\n");
+  std::string log = tmp_.path() + "/running.log";
+  std::string pid = Sh(std::string(MF_MANIFOLD_BIN) + " build --progress plain " + ctx_ + " > " + log +
+                       " 2>&1 & echo $!");
+  pid.pop_back();
+  for (int i = 0; i < 100 && ReadFile(log).find("| started") == std::string::npos; ++i)
+    usleep(100 * 1000);
+  std::string busy = Manifold("prune --build-cache", 1);
+  EXPECT_NE(busy.find("a build is running on " + root_), std::string::npos) << busy;
+  Sh("while kill -0 " + pid + " 2>/dev/null; do sleep 0.1; done");
+  EXPECT_NE(ReadFile(log).find("steps: 1 executed"), std::string::npos) << ReadFile(log);
+}
+
 TEST_F(BuildTest, StepTimeoutKillsTheStepAndTheWorkerCarriesOn) {
   // RELIABILITY D4: a step that sleeps forever is killed; nothing is left.
   ImportBusybox();

@@ -303,10 +303,19 @@ class StageRunner : public InputMounter {
       MF_TRY(config, oci::ParseImageConfig(bytes));
       for (const auto& d : config.rootfs.diff_ids) {
         MF_TRY(descs, layers_.Lookup(d.ToString()));
-        if (descs.empty())
+        // A recorded blob may have been pruned since: take one that is here.
+        const oci::Descriptor* found = nullptr;
+        for (const auto& desc : descs) {
+          MF_TRY(has, env_.store->blobs().Has(desc.digest.ToString()));
+          if (has) {
+            found = &desc;
+            break;
+          }
+        }
+        if (!found)
           return MakeError(ErrorKind::kInternal, "step.input.missing",
                            "no stored blob for layer " + d.ToString());
-        const auto& x = descs.front();
+        const auto& x = *found;
         layers.push_back({x.media_type, x.digest.ToString(), d.ToString(),
                           static_cast<std::uint64_t>(x.size)});
       }
