@@ -7,6 +7,7 @@
 #include <ctime>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "common/base/log.h"
 #include "common/http/url_source.h"
@@ -401,8 +402,18 @@ class StageRunner : public InputMounter {
   Expected<wire::LayerData> CommitLayer(StepSnapshot& snap) {
     MF_TRY(writer, env_.store->blobs().BeginIngest());
     image::BlobSink sink(*writer);
+    // A container of another job started while this overlay was mounted
+    // gets a copy of it in its mount namespace, and the kernel reports the
+    // unmount busy until that copy goes (runc detaches it at pivot_root).
+    // Commit changes nothing when busy, so it is retried for up to 2 s.
     auto info = snap.Commit(CompressionOf(job_.options.compression),
                             job_.options.source_date_epoch, sink);
+    for (int attempt = 0; !info.ok() && info.error().code == "snapshot.mount.busy" && attempt < 100;
+         ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      info = snap.Commit(CompressionOf(job_.options.compression), job_.options.source_date_epoch,
+                         sink);
+    }
     if (!info.ok()) {
       writer->Abort();
       (void)snap.Discard();
