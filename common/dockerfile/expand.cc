@@ -246,8 +246,7 @@ Expected<void> ValidateExpanded(const Instruction& in, const Dockerfile& df) {
       break;
     case Cmd::kRun:
       for (const auto& m : in.mounts) {
-        WordExpander identity = [](const std::string& w) -> Expected<std::string> { return w; };
-        auto spec = ParseMount(m, &identity);
+        auto spec = ParseExpandedMount(m);
         if (!spec.ok()) return fail(spec.error().code, spec.error().message);
       }
       break;

@@ -203,4 +203,9 @@ Expected<MountSpec> ParseMount(const std::string& spec, const WordExpander* expa
   return m;
 }
 
+Expected<MountSpec> ParseExpandedMount(const std::string& spec) {
+  static const WordExpander kSame = [](const std::string& w) -> Expected<std::string> { return w; };
+  return ParseMount(spec, &kSame);
+}
+
 }  // namespace manifold::dockerfile

@@ -32,6 +32,10 @@ using WordExpander = std::function<Expected<std::string>(const std::string&)>;
 /// BuildKit's wording.
 Expected<MountSpec> ParseMount(const std::string& spec, const WordExpander* expander);
 
+/// ParseMount of a spec whose values were already expanded (the planner's
+/// output): every check and default applies, nothing is expanded again.
+Expected<MountSpec> ParseExpandedMount(const std::string& spec);
+
 /// Splits one CSV record as Go's encoding/csv does (quotes, "" escapes).
 Expected<std::vector<std::string>> SplitCsv(const std::string& record);
 

@@ -188,8 +188,7 @@ class Build {
         if (in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) MF_TRY_VOID(want(in.from, job.platform, in.line));
         if (in.cmd != Cmd::kRun) continue;
         for (const auto& m : in.mounts) {
-          dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
-          auto spec = dockerfile::ParseMount(m, &same);
+          auto spec = dockerfile::ParseExpandedMount(m);
           if (spec.ok()) MF_TRY_VOID(want(spec->from, job.platform, in.line));
         }
       }
@@ -217,11 +216,7 @@ class Build {
     return Ok();
   }
 
-  /// The manifest digest of image `ref` for `platform`.
-  Expected<std::string> ResolveImage(const std::string& ref, const oci::Platform& platform) {
-    return ResolveLocal(ref, platform);
-  }
-
+  /// The manifest digest of image `ref` for `platform` in the local store.
   Expected<std::string> ResolveLocal(const std::string& ref, const oci::Platform& platform) {
     auto resolved = store_->Resolve(ref);
     if (!resolved.ok()) {
@@ -254,7 +249,7 @@ class Build {
     auto& job = js.job;
     auto at_line = [&](Error e, int line) { return Locate(std::move(e), line, ""); };
     if (job.base_job.empty() && job.base != "scratch") {
-      auto d = ResolveImage(job.base, job.platform);
+      auto d = ResolveLocal(job.base, job.platform);
       if (!d.ok()) {
         int line = df_.stages[static_cast<std::size_t>(job.stage_index)].from.line;
         return at_line(std::move(d).error(), line);
@@ -274,7 +269,7 @@ class Build {
           }
         return MakeError(ErrorKind::kInternal, "build.input", "no job for stage " + ref);
       }
-      auto d = ResolveImage(ref, job.platform);
+      auto d = ResolveLocal(ref, job.platform);
       if (!d.ok()) return at_line(std::move(d).error(), line);
       js.image_inputs[ref] = "image:" + *d;
       return Ok();
@@ -283,8 +278,7 @@ class Build {
       if (in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) MF_TRY_VOID(add_ref(in.from, in.line));
       if (in.cmd == Cmd::kRun)
         for (const auto& m : in.mounts) {
-          dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
-          auto spec = dockerfile::ParseMount(m, &same);
+          auto spec = dockerfile::ParseExpandedMount(m);
           if (!spec.ok()) return at_line(std::move(spec).error(), in.line);
           if (spec->type == "secret" && spec->required) {
             std::string id = spec->id.empty() ? spec->target.substr(spec->target.rfind('/') + 1)
@@ -399,8 +393,7 @@ class Build {
           for (const auto& [k, v] : args)
             if (!cache::IsProxyBuildArg(k)) si.build_args[k] = v;
           for (const auto& m : in.mounts) {
-            dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
-            auto spec = dockerfile::ParseMount(m, &same);
+            auto spec = dockerfile::ParseExpandedMount(m);
             if (!spec.ok()) continue;
             if (spec->type == "bind" && spec->from.empty()) {
               auto sel = SelectSources(context_, spec->source.empty() ? "." : spec->source);

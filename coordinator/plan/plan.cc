@@ -250,8 +250,7 @@ class PlatformPlanner {
           break;
         case Cmd::kRun:
           for (const auto& m : x.mounts) {
-            dockerfile::WordExpander id = [](const std::string& w) -> Expected<std::string> { return w; };
-            auto spec = dockerfile::ParseMount(m, &id);
+            auto spec = dockerfile::ParseExpandedMount(m);
             if (spec.ok() && !spec->from.empty()) MF_TRY_VOID(AddStageDep(s, spec->from, x.line));
           }
           break;
@@ -318,8 +317,7 @@ Expected<Plan> MakePlan(const Dockerfile& df, char escape, const PlanOptions& op
         add(ref);
         if (in.cmd == Cmd::kRun) {
           for (const auto& m : in.mounts) {
-            dockerfile::WordExpander id = [](const std::string& w) -> Expected<std::string> { return w; };
-            auto spec = dockerfile::ParseMount(m, &id);
+            auto spec = dockerfile::ParseExpandedMount(m);
             if (spec.ok()) add(spec->from);
           }
         }

@@ -109,11 +109,8 @@ Expected<std::string> RunMounts::AddScript(const std::string& name, const std::s
   return target;
 }
 
-Expected<void> RunMounts::AddMountSpec(const std::string& text, InputMounter& mounter,
-                                       const std::map<std::string, std::string>& args) {
-  (void)args;  // values were expanded at plan time
-  dockerfile::WordExpander same = [](const std::string& w) -> Expected<std::string> { return w; };
-  MF_TRY(m, dockerfile::ParseMount(text, &same));
+Expected<void> RunMounts::AddMountSpec(const std::string& text, InputMounter& mounter) {
+  MF_TRY(m, dockerfile::ParseExpandedMount(text));  // expanded at plan time
   if (m.type == "ssh")
     return MakeError(ErrorKind::kUnimplemented, "step.mount.ssh",
                      "RUN --mount=type=ssh is not supported yet");

@@ -54,8 +54,7 @@ class RunMounts {
   /// kUnimplemented "step.mount.ssh"; kInvalidInput "step.secret.missing"
   /// (required secret not given), "step.mount.source" (a bind source that
   /// does not exist); kInternal "step.mount.io".
-  Expected<void> AddMountSpec(const std::string& text, InputMounter& mounter,
-                              const std::map<std::string, std::string>& args);
+  Expected<void> AddMountSpec(const std::string& text, InputMounter& mounter);
 
   /// buildah's `--volume HOST:CTR[:ro|rw]`. Errors: kInvalidInput "step.volume".
   Expected<void> AddVolume(const std::string& spec);

@@ -14,6 +14,8 @@
 #include "common/cache/cache_key.h"
 #include "common/fs/root_dir.h"
 #include "common/image/blob_stream.h"
+#include "common/dockerfile/heredoc.h"
+#include "common/image/import.h"
 #include "common/image/layer_index.h"
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
@@ -35,15 +37,6 @@ constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 std::uint64_t MsSince(Clock::time_point t) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
-}
-
-std::string Rfc3339(std::int64_t epoch) {
-  std::time_t t = static_cast<std::time_t>(epoch);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string NowRfc3339() {
@@ -240,7 +233,7 @@ class StageRunner : public InputMounter {
   }
 
   std::string Created() const {
-    if (job_.options.source_date_epoch) return Rfc3339(*job_.options.source_date_epoch);
+    if (job_.options.source_date_epoch) return image::Rfc3339(*job_.options.source_date_epoch);
     return NowRfc3339();
   }
 
@@ -524,7 +517,7 @@ class StageRunner : public InputMounter {
         IsSoleHeredoc(in.args[0])) {
       const auto& f = in.files[0];
       std::string data = f.content;
-      if (f.chomp) data = ChompTabs(data);
+      if (f.chomp) data = dockerfile::ChompHeredocContent(data);
       MF_TRY(path, mounts.AddScript(f.name, data));
       argv = ShellOf(state_.config);
       argv.push_back(path);
@@ -534,7 +527,7 @@ class StageRunner : public InputMounter {
       argv = in.args;
     }
     spec.args = argv;
-    for (const auto& m : in.mounts) MF_TRY_VOID(mounts.AddMountSpec(m, *this, state_.args));
+    for (const auto& m : in.mounts) MF_TRY_VOID(mounts.AddMountSpec(m, *this));
     for (const auto& v : job_.options.volumes) MF_TRY_VOID(mounts.AddVolume(v));
     for (auto& m : mounts.mounts()) spec.mounts.push_back(m);
     for (const auto& [k, v] : mounts.env()) SetEnv(env, k, v);
@@ -600,17 +593,6 @@ class StageRunner : public InputMounter {
           s[i] == '>' || s[i] == '<')
         return false;
     return true;
-  }
-
-  static std::string ChompTabs(const std::string& data) {
-    std::string out;
-    bool bol = true;
-    for (char ch : data) {
-      if (bol && ch == '\t') continue;
-      bol = ch == '\n';
-      out += ch;
-    }
-    return out;
   }
 
   // COPY / ADD -----------------------------------------------------------
