@@ -6,6 +6,7 @@
 #include "cli/registry_flags.h"
 #include "common/image/image_store.h"
 #include "coordinator/build/builder.h"
+#include "coordinator/build/remote_build.h"
 
 namespace manifold::cli {
 
@@ -33,6 +34,9 @@ struct BuildFlags {
   bool pull = false;
   std::string trace;
   RegistryFlags registry;
+  std::string coordinator;
+  std::string token;
+  std::string coordinator_key;
 };
 
 Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
@@ -101,6 +105,18 @@ Expected<coordinator::BuildRequest> MakeRequest(const BuildFlags& f) {
 
 }  // namespace
 
+coordinator::RemoteTarget RemoteTargetFrom(std::string address, std::string token, std::string key) {
+  if (address.empty())
+    if (const char* a = std::getenv("MANIFOLD_COORDINATOR")) address = a;
+  if (token.empty())
+    if (const char* t = std::getenv("MANIFOLD_TOKEN")) token = t;
+  coordinator::RemoteTarget target;
+  target.address = address;
+  target.token = token;
+  target.coordinator_key = key;
+  return target;
+}
+
 void AddBuildCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("build", "Build a Dockerfile for one or more platforms");
   auto f = std::make_shared<BuildFlags>();
@@ -132,6 +148,11 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
   AddRegistryFlags(cmd, &f->registry);
   cmd->add_option("--step-timeout", f->step_timeout,
                   "Kill a RUN step after this many seconds (default: no limit)");
+  cmd->add_option("--coordinator", f->coordinator,
+                  "Build on a farm: HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
+  cmd->add_option("--token", f->token, "The farm's join token (or MANIFOLD_TOKEN)");
+  cmd->add_option("--coordinator-key", f->coordinator_key,
+                  "The coordinator's public key, when this client's key was admitted with allow-client");
   cmd->callback([f, exit_code] {
     auto req = MakeRequest(*f);
     if (!req.ok()) {
@@ -139,7 +160,9 @@ void AddBuildCommand(CLI::App& app, int* exit_code) {
       *exit_code = 1;
       return;
     }
-    auto summary = coordinator::RunBuild(*req, std::cerr);
+    coordinator::RemoteTarget target = RemoteTargetFrom(f->coordinator, f->token, f->coordinator_key);
+    auto summary = target.address.empty() ? coordinator::RunBuild(*req, std::cerr)
+                                          : coordinator::RunRemoteBuild(target, *req, std::cerr);
     if (!summary.ok()) {
       PrintError(summary.error());
       *exit_code = 1;

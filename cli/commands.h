@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/base/error.h"
+#include "coordinator/build/remote_build.h"
 
 namespace manifold::cli {
 
@@ -15,6 +16,12 @@ void AddBuildCommand(CLI::App& app, int* exit_code);
 void AddRegistryCommands(CLI::App& app, int* exit_code);
 
 /// Prints an error as `error: <message>` plus its detail lines, to stderr.
+void AddWorkersCommands(CLI::App& app, int* exit_code);
+
 void PrintError(const Error& e);
+
+/// --coordinator/--token/--coordinator-key, with MANIFOLD_COORDINATOR and
+/// MANIFOLD_TOKEN as defaults.
+coordinator::RemoteTarget RemoteTargetFrom(std::string address, std::string token, std::string key);
 
 }  // namespace manifold::cli

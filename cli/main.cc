@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   manifold::cli::AddImageCommands(app, &exit_code);
   manifold::cli::AddBuildCommand(app, &exit_code);
   manifold::cli::AddRegistryCommands(app, &exit_code);
+  manifold::cli::AddWorkersCommands(app, &exit_code);
   app.parse_complete_callback([&] { manifold::SetLogLevel(log_level); });
   try {
     app.parse(argc, argv);

@@ -40,13 +40,6 @@ struct Lease {
   leaseEpoch @1 :UInt64;
 }
 
-struct Heartbeat {
-  # Worker -> coordinator, every heartbeatIntervalMs. Renews the leases listed.
-  workerId @0 :Text;
-  leases @1 :List(Lease);
-  freeSlots @2 :UInt32;
-  diskFreeBytes @3 :UInt64;
-}
 
 struct BaseImage {
   union {
@@ -199,6 +192,53 @@ struct StageJob {
   # empty, or one "sha256:<hex>" per instruction: the step's key inputs
   # without its parent (cache::StepDigest), so a worker can re-chain keys
   # after refining one (cache::RefinedKey)
+  supplement @15 :JobSupplement;
+  # Cluster jobs only: where each input blob can be fetched, the shared
+  # index's records for the planned keys, the context and the secrets.
+}
+
+struct Holder {
+  endpoint @0 :Text;    # tcp://HOST:PORT of a blob server; "" = the coordinator
+  publicKey @1 :Text;   # its CURVE public key (Z85); "" = the coordinator's
+}
+
+struct BlobSource {
+  mediaType @0 :Text;
+  digest @1 :Text;
+  size @2 :UInt64;
+  diffId @3 :Text;      # layers only
+  holders @4 :List(Holder);
+}
+
+struct CachedStep {
+  key @0 :Text;
+  configDigest @1 :Text;
+  layers @2 :List(Layer);
+}
+
+struct ContextFile {
+  path @0 :Text;
+  mode @1 :UInt32;
+  uid @2 :UInt32;
+  gid @3 :UInt32;
+  size @4 :UInt64;
+  digest @5 :Text;      # regular files only
+  linkTarget @6 :Text;  # symlinks only
+  mtimeNs @7 :Int64;    # nanoseconds since the epoch
+}
+
+struct JobSecret {
+  id @0 :Text;
+  data @1 :Data;
+}
+
+struct JobSupplement {
+  sources @0 :List(BlobSource);
+  cachedSteps @1 :List(CachedStep);
+  context @2 :List(ContextFile);
+  hasDockerignore @3 :Bool;
+  dockerignore @4 :Data;
+  secrets @5 :List(JobSecret);
 }
 
 struct JobOptions {
@@ -232,6 +272,8 @@ struct StepResult {
   layer @3 :Layer;
   # unset for metadata-only steps
   durationMs @4 :UInt64;
+  configDigest @5 :Text;   # the image config after the step ("" = not recorded)
+  chainLength @6 :UInt32;  # how many of the stage's layers the step's image has
 }
 
 struct StageResult {

@@ -394,4 +394,9 @@ Expected<std::optional<std::uint64_t>> LocalBlobStore::DeleteIfOlder(
   return std::optional<std::uint64_t>(static_cast<std::uint64_t>(st.st_size));
 }
 
+Expected<std::string> LocalBlobStore::BlobPath(std::string_view digest) const {
+  MF_TRY(hex, DigestHex(digest));
+  return root_ + "/" + BlobName(hex);
+}
+
 }  // namespace manifold::cas

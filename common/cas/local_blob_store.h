@@ -57,6 +57,9 @@ class LocalBlobStore : public BlobStore {
   /// Crash leftovers removed from ingest/ by Open().
   std::size_t swept_at_open() const { return swept_at_open_; }
   const std::string& root() const { return root_; }
+  /// Where a held blob's bytes are (read-only; for servers that pread chunks).
+  /// Errors: kInvalidInput "cas.digest_invalid".
+  Expected<std::string> BlobPath(std::string_view digest) const;
 
   /// For gc.cc: takes gc.lock exclusively. With wait=false returns
   /// std::nullopt while any writer is alive instead of blocking.

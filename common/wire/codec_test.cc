@@ -9,6 +9,7 @@
 
 #include "common/wire/socket_options.h"
 #include "schemas/scheduler.capnp.h"
+#include "schemas/cluster.capnp.h"
 
 namespace manifold::wire {
 namespace {

@@ -9,8 +9,11 @@
 #include "common/oci/digest.h"
 #include "schemas/common.capnp.h"
 #include "schemas/scheduler.capnp.h"
+#include "common/wire/fields.h"
 
 namespace manifold::wire {
+using namespace fields;  // NOLINT: the codec helpers
+
 namespace {
 
 using dockerfile::Cmd;
@@ -25,92 +28,6 @@ constexpr Cmd kAllCmds[] = {
 constexpr int kMaxSubDepth = 1;
 
 // ---------------------------------------------------------------- errors
-
-Error FieldError(const std::string& field, std::string what) {
-  return MakeError(ErrorKind::kInvalidInput, "wire.field", field + ": " + std::move(what));
-}
-
-Error LimitError(const std::string& field, std::size_t got, std::size_t max) {
-  return MakeError(ErrorKind::kInvalidInput, "wire.limit",
-                   field + ": " + std::to_string(got) + " exceeds the limit of " +
-                       std::to_string(max));
-}
-
-Expected<void> CheckId(const std::string& field, std::string_view id) {
-  if (IsValidWireId(id)) return Ok();
-  std::string shown(id.substr(0, 80));
-  for (char& c : shown)
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
-  return MakeError(ErrorKind::kSecurity, "wire.id",
-                   field + ": \"" + shown + "\" is not a valid id ([A-Za-z0-9_-]{1,64})");
-}
-
-Expected<void> CheckText(const std::string& field, std::size_t size) {
-  if (size > kMaxTextBytes) return LimitError(field, size, kMaxTextBytes);
-  return Ok();
-}
-
-Expected<void> CheckList(const std::string& field, std::size_t size,
-                         std::size_t max = kMaxListEntries) {
-  if (size > max) return LimitError(field, size, max);
-  return Ok();
-}
-
-Expected<oci::Platform> CheckPlatform(const std::string& field, const oci::Platform& p) {
-  std::string spec = p.os + "/" + p.architecture;
-  if (!p.variant.empty()) spec += "/" + p.variant;
-  auto parsed = oci::ParsePlatform(spec);
-  if (!parsed.ok())
-    return MakeError(ErrorKind::kInvalidInput, "wire.platform",
-                     field + ": " + parsed.error().message);
-  return std::move(parsed).value();
-}
-
-Expected<oci::Digest> CheckDigest(const std::string& field, std::string_view s) {
-  auto parsed = oci::ParseDigest(s);
-  if (!parsed.ok())
-    return MakeError(ErrorKind::kInvalidInput, "wire.digest",
-                     field + ": " + parsed.error().message);
-  return std::move(parsed).value();
-}
-
-std::string Idx(const std::string& field, std::size_t i) {
-  return field + "[" + std::to_string(i) + "]";
-}
-
-// ---------------------------------------------------------------- writing
-
-kj::StringPtr Kj(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
-
-capnp::Data::Reader KjData(const std::string& s) {
-  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
-}
-
-Expected<void> FillTexts(const std::string& field, const std::vector<std::string>& in,
-                         capnp::List<capnp::Text>::Builder out) {
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    MF_TRY_VOID(CheckText(Idx(field, i), in[i].size()));
-    out.set(static_cast<unsigned>(i), Kj(in[i]));
-  }
-  return Ok();
-}
-
-void SetDigest(schema::Digest::Builder b, const oci::Digest& d) {
-  b.setAlgorithm(Kj(d.algorithm));
-  b.setEncoded(Kj(d.hex));
-}
-
-void SetPlatform(schema::Platform::Builder b, const oci::Platform& p) {
-  b.setOs(Kj(p.os));
-  b.setArchitecture(Kj(p.architecture));
-  b.setVariant(Kj(p.variant));
-}
-
-Expected<std::uint32_t> ToU32(const std::string& field, long long v) {
-  if (v < 0 || v > std::numeric_limits<std::uint32_t>::max())
-    return FieldError(field, "out of range: " + std::to_string(v));
-  return static_cast<std::uint32_t>(v);
-}
 
 // Every text field of an Instruction, with its wire name, for bounds checks.
 Expected<void> CheckInstructionTexts(const std::string& at, const dockerfile::Instruction& in) {
@@ -241,52 +158,6 @@ Expected<void> WriteInstruction(const std::string& at, const dockerfile::Instruc
 }
 
 // ---------------------------------------------------------------- reading
-
-Expected<std::string> ReadText(const std::string& field, capnp::Text::Reader t) {
-  MF_TRY_VOID(CheckText(field, t.size()));
-  return std::string(t.begin(), t.size());
-}
-
-Expected<std::string> ReadData(const std::string& field, capnp::Data::Reader d) {
-  MF_TRY_VOID(CheckText(field, d.size()));
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-Expected<std::vector<std::string>> ReadTexts(const std::string& field,
-                                             capnp::List<capnp::Text>::Reader list,
-                                             std::size_t max = kMaxListEntries) {
-  MF_TRY_VOID(CheckList(field, list.size(), max));
-  std::vector<std::string> out;
-  out.reserve(list.size());
-  for (unsigned i = 0; i < list.size(); ++i) {
-    MF_TRY(s, ReadText(Idx(field, i), list[i]));
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-Expected<oci::Platform> ReadPlatform(const std::string& field, bool present,
-                                     schema::Platform::Reader r) {
-  if (!present) return MakeError(ErrorKind::kInvalidInput, "wire.platform", field + ": missing");
-  oci::Platform p;
-  MF_TRY(os, ReadText(field + ".os", r.getOs()));
-  MF_TRY(arch, ReadText(field + ".architecture", r.getArchitecture()));
-  MF_TRY(variant, ReadText(field + ".variant", r.getVariant()));
-  p.os = std::move(os);
-  p.architecture = std::move(arch);
-  p.variant = std::move(variant);
-  return CheckPlatform(field, p);
-}
-
-// "" when unset; else the validated "algorithm:encoded".
-Expected<std::string> ReadDigest(const std::string& field, bool present,
-                                 schema::Digest::Reader r) {
-  if (!present) return std::string();
-  MF_TRY(alg, ReadText(field + ".algorithm", r.getAlgorithm()));
-  MF_TRY(enc, ReadText(field + ".encoded", r.getEncoded()));
-  MF_TRY(d, CheckDigest(field, alg + ":" + enc));
-  return d.ToString();
-}
 
 Expected<Cmd> ReadCmd(const std::string& field, capnp::Text::Reader t) {
   std::string_view name(t.begin(), t.size());
@@ -420,99 +291,17 @@ Expected<dockerfile::Instruction> ReadInstruction(const std::string& at,
 
 // ---------------------------------------------------------------- errors on the wire
 
-Expected<void> WriteError(const std::string& at, const Error& e, schema::Error::Builder b) {
-  b.setKind(static_cast<schema::ErrorKind>(static_cast<std::uint16_t>(e.kind)));
-  MF_TRY_VOID(CheckText(at + ".code", e.code.size()));
-  MF_TRY_VOID(CheckText(at + ".message", e.message.size()));
-  MF_TRY_VOID(CheckText(at + ".detail", e.detail.size()));
-  b.setCode(Kj(e.code));
-  b.setMessage(Kj(e.message));
-  b.setDetail(Kj(e.detail));
-  MF_TRY_VOID(CheckList(at + ".context", e.context.size()));
-  MF_TRY_VOID(FillTexts(at + ".context", e.context,
-                        b.initContext(static_cast<unsigned>(e.context.size()))));
-  if (e.where) {
-    MF_TRY_VOID(CheckText(at + ".where.file", e.where->file.size()));
-    MF_TRY(line, ToU32(at + ".where.line", e.where->line));
-    MF_TRY(column, ToU32(at + ".where.column", e.where->column));
-    MF_TRY(end_line, ToU32(at + ".where.endLine", e.where->end_line));
-    auto w = b.initWhere();
-    w.setFile(Kj(e.where->file));
-    w.setLine(line);
-    w.setColumn(column);
-    w.setEndLine(end_line);
-  }
-  return Ok();
-}
-
-ErrorKind KindFromWire(schema::ErrorKind k) {
-  switch (k) {
-    case schema::ErrorKind::INVALID_INPUT: return ErrorKind::kInvalidInput;
-    case schema::ErrorKind::INTEGRITY: return ErrorKind::kIntegrity;
-    case schema::ErrorKind::SECURITY: return ErrorKind::kSecurity;
-    case schema::ErrorKind::TRANSIENT: return ErrorKind::kTransient;
-    case schema::ErrorKind::DISCONNECTED: return ErrorKind::kDisconnected;
-    case schema::ErrorKind::RESOURCE_EXHAUSTED: return ErrorKind::kResourceExhausted;
-    case schema::ErrorKind::UNIMPLEMENTED: return ErrorKind::kUnimplemented;
-    case schema::ErrorKind::INTERNAL: return ErrorKind::kInternal;
-  }
-  return ErrorKind::kInternal;  // a kind added by a newer peer
-}
-
-// Fills `e` (Expected<Error> would be ambiguous: an Error is also its error type).
-Expected<void> ReadError(const std::string& at, schema::Error::Reader r, Error& e) {
-  e.kind = KindFromWire(r.getKind());
-  MF_TRY(code, ReadText(at + ".code", r.getCode()));
-  MF_TRY(message, ReadText(at + ".message", r.getMessage()));
-  MF_TRY(detail, ReadText(at + ".detail", r.getDetail()));
-  MF_TRY(context, ReadTexts(at + ".context", r.getContext()));
-  e.code = std::move(code);
-  e.message = std::move(message);
-  e.detail = std::move(detail);
-  e.context = std::move(context);
-  if (r.hasWhere()) {
-    auto w = r.getWhere();
-    constexpr auto kIntMax = static_cast<std::uint32_t>(std::numeric_limits<int>::max());
-    if (w.getLine() > kIntMax || w.getColumn() > kIntMax || w.getEndLine() > kIntMax)
-      return FieldError(at + ".where", "out of range");
-    MF_TRY(file, ReadText(at + ".where.file", w.getFile()));
-    e.where = SourceRange{std::move(file), static_cast<int>(w.getLine()),
-                          static_cast<int>(w.getColumn()), static_cast<int>(w.getEndLine())};
-  }
-  return Ok();
-}
-
-Expected<void> WriteLayer(const std::string& at, const LayerData& l, schema::Layer::Builder b) {
-  MF_TRY_VOID(CheckText(at + ".mediaType", l.media_type.size()));
-  if (l.media_type.empty()) return FieldError(at + ".mediaType", "empty");
-  MF_TRY(digest, CheckDigest(at + ".digest", l.digest));
-  MF_TRY(diff_id, CheckDigest(at + ".diffId", l.diff_id));
-  auto d = b.initDescriptor();
-  d.setMediaType(Kj(l.media_type));
-  d.setSize(l.size);
-  SetDigest(d.initDigest(), digest);
-  SetDigest(b.initDiffId(), diff_id);
-  return Ok();
-}
-
-Expected<LayerData> ReadLayer(const std::string& at, schema::Layer::Reader r) {
-  if (!r.hasDescriptor()) return FieldError(at + ".descriptor", "missing");
-  auto d = r.getDescriptor();
-  LayerData l;
-  MF_TRY(media_type, ReadText(at + ".mediaType", d.getMediaType()));
-  if (media_type.empty()) return FieldError(at + ".mediaType", "empty");
-  MF_TRY(digest, ReadDigest(at + ".digest", d.hasDigest(), d.getDigest()));
-  MF_TRY(diff_id, ReadDigest(at + ".diffId", r.hasDiffId(), r.getDiffId()));
-  if (digest.empty()) return MakeError(ErrorKind::kInvalidInput, "wire.digest", at + ".digest: missing");
-  if (diff_id.empty()) return MakeError(ErrorKind::kInvalidInput, "wire.digest", at + ".diffId: missing");
-  l.media_type = std::move(media_type);
-  l.digest = std::move(digest);
-  l.diff_id = std::move(diff_id);
-  l.size = d.getSize();
-  return l;
-}
 
 }  // namespace
+
+bool IsZ85Key(std::string_view key) {
+  static constexpr std::string_view kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  if (key.size() != 40) return false;
+  for (char c : key)
+    if (kZ85.find(c) == std::string_view::npos) return false;
+  return true;
+}
 
 bool IsValidWireId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -538,6 +327,194 @@ static Expected<void> CheckInputValue(const std::string& field, const std::strin
 static Expected<void> CheckCompression(const std::string& c) {
   if (c == "gzip" || c == "zstd" || c == "none") return Ok();
   return FieldError("StageJob.options.compression", "unknown compression \"" + c.substr(0, 32) + "\"");
+}
+
+// ---------------------------------------------------------------- JobSupplement
+
+static Expected<void> CheckHolder(const std::string& at, const BlobHolder& h) {
+  if (h.endpoint.empty() != h.public_key.empty())
+    return FieldError(at, "endpoint and publicKey are set together or not at all");
+  if (!h.endpoint.empty() && (!h.endpoint.starts_with("tcp://") || h.endpoint.size() > 300))
+    return FieldError(at + ".endpoint", "not a tcp:// endpoint");
+  if (!h.public_key.empty() && !IsZ85Key(h.public_key))
+    return FieldError(at + ".publicKey", "not a 40-character Z85 key");
+  return Ok();
+}
+
+static Expected<void> CheckContextPath(const std::string& at, const std::string& path) {
+  MF_TRY_VOID(CheckText(at, path.size()));
+  if (path.empty() || path.front() == '/' || path.find('\0') != std::string::npos)
+    return MakeError(ErrorKind::kSecurity, "wire.path", at + ": \"" + path.substr(0, 80) + "\" is not a relative path");
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part(path.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..")
+      return MakeError(ErrorKind::kSecurity, "wire.path", at + ": \"" + path.substr(0, 80) + "\" leaves or skips a directory");
+    start = end + 1;
+  }
+  return Ok();
+}
+
+static Expected<void> WriteSupplement(const JobSupplement& sup, schema::JobSupplement::Builder b) {
+  MF_TRY_VOID(CheckList("StageJob.supplement.sources", sup.sources.size()));
+  auto sources = b.initSources(static_cast<unsigned>(sup.sources.size()));
+  for (std::size_t i = 0; i < sup.sources.size(); ++i) {
+    const auto& src = sup.sources[i];
+    const std::string at = Idx("StageJob.supplement.sources", i);
+    auto sb = sources[static_cast<unsigned>(i)];
+    MF_TRY_VOID(CheckText(at + ".mediaType", src.media_type.size()));
+    MF_TRY(d, CheckDigest(at + ".digest", src.digest));
+    if (!src.diff_id.empty()) MF_TRY_VOID(CheckDigest(at + ".diffId", src.diff_id));
+    sb.setMediaType(Kj(src.media_type));
+    sb.setDigest(d.ToString());
+    sb.setSize(src.size);
+    sb.setDiffId(Kj(src.diff_id));
+    MF_TRY_VOID(CheckList(at + ".holders", src.holders.size(), 64));
+    auto hs = sb.initHolders(static_cast<unsigned>(src.holders.size()));
+    for (std::size_t j = 0; j < src.holders.size(); ++j) {
+      MF_TRY_VOID(CheckHolder(Idx(at + ".holders", j), src.holders[j]));
+      hs[static_cast<unsigned>(j)].setEndpoint(Kj(src.holders[j].endpoint));
+      hs[static_cast<unsigned>(j)].setPublicKey(Kj(src.holders[j].public_key));
+    }
+  }
+  MF_TRY_VOID(CheckList("StageJob.supplement.cachedSteps", sup.cached_steps.size()));
+  auto steps = b.initCachedSteps(static_cast<unsigned>(sup.cached_steps.size()));
+  for (std::size_t i = 0; i < sup.cached_steps.size(); ++i) {
+    const auto& cs = sup.cached_steps[i];
+    const std::string at = Idx("StageJob.supplement.cachedSteps", i);
+    MF_TRY(k, CheckDigest(at + ".key", cs.key));
+    MF_TRY(c, CheckDigest(at + ".configDigest", cs.config_digest));
+    auto sb = steps[static_cast<unsigned>(i)];
+    sb.setKey(k.ToString());
+    sb.setConfigDigest(c.ToString());
+    MF_TRY_VOID(CheckList(at + ".layers", cs.layers.size()));
+    auto ls = sb.initLayers(static_cast<unsigned>(cs.layers.size()));
+    for (std::size_t j = 0; j < cs.layers.size(); ++j)
+      MF_TRY_VOID(WriteLayer(Idx(at + ".layers", j), cs.layers[j], ls[static_cast<unsigned>(j)]));
+  }
+  MF_TRY_VOID(CheckList("StageJob.supplement.context", sup.context.size(), kMaxContextFiles));
+  auto ctx = b.initContext(static_cast<unsigned>(sup.context.size()));
+  for (std::size_t i = 0; i < sup.context.size(); ++i) {
+    const auto& f = sup.context[i];
+    const std::string at = Idx("StageJob.supplement.context", i);
+    MF_TRY_VOID(CheckContextPath(at + ".path", f.path));
+    if (!f.digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", f.digest));
+    MF_TRY_VOID(CheckText(at + ".linkTarget", f.link_target.size()));
+    auto cb = ctx[static_cast<unsigned>(i)];
+    cb.setPath(Kj(f.path));
+    cb.setMode(f.mode);
+    cb.setUid(f.uid);
+    cb.setGid(f.gid);
+    cb.setSize(f.size);
+    cb.setDigest(Kj(f.digest));
+    cb.setLinkTarget(Kj(f.link_target));
+    cb.setMtimeNs(f.mtime_ns);
+  }
+  b.setHasDockerignore(sup.dockerignore.has_value());
+  if (sup.dockerignore) {
+    MF_TRY_VOID(CheckText("StageJob.supplement.dockerignore", sup.dockerignore->size()));
+    b.setDockerignore(KjData(*sup.dockerignore));
+  }
+  MF_TRY_VOID(CheckList("StageJob.supplement.secrets", sup.secrets.size(), 1000));
+  auto secrets = b.initSecrets(static_cast<unsigned>(sup.secrets.size()));
+  unsigned si = 0;
+  for (const auto& [id, data] : sup.secrets) {
+    const std::string at = Idx("StageJob.supplement.secrets", si);
+    if (id.empty()) return FieldError(at + ".id", "empty");
+    MF_TRY_VOID(CheckText(at + ".id", id.size()));
+    MF_TRY_VOID(CheckText(at + ".data", data.size()));
+    secrets[si].setId(Kj(id));
+    secrets[si].setData(KjData(data));
+    ++si;
+  }
+  return Ok();
+}
+
+static Expected<JobSupplement> ReadSupplement(schema::JobSupplement::Reader r) {
+  JobSupplement sup;
+  auto sources = r.getSources();
+  MF_TRY_VOID(CheckList("StageJob.supplement.sources", sources.size()));
+  for (unsigned i = 0; i < sources.size(); ++i) {
+    const std::string at = Idx("StageJob.supplement.sources", i);
+    BlobSourceData src;
+    MF_TRY(media_type, ReadText(at + ".mediaType", sources[i].getMediaType()));
+    MF_TRY(digest, ReadText(at + ".digest", sources[i].getDigest()));
+    MF_TRY(d, CheckDigest(at + ".digest", digest));
+    MF_TRY(diff_id, ReadText(at + ".diffId", sources[i].getDiffId()));
+    if (!diff_id.empty()) MF_TRY_VOID(CheckDigest(at + ".diffId", diff_id));
+    src.media_type = std::move(media_type);
+    src.digest = d.ToString();
+    src.size = sources[i].getSize();
+    src.diff_id = std::move(diff_id);
+    auto hs = sources[i].getHolders();
+    MF_TRY_VOID(CheckList(at + ".holders", hs.size(), 64));
+    for (unsigned j = 0; j < hs.size(); ++j) {
+      BlobHolder h;
+      MF_TRY(endpoint, ReadText(Idx(at + ".holders", j) + ".endpoint", hs[j].getEndpoint()));
+      MF_TRY(key, ReadText(Idx(at + ".holders", j) + ".publicKey", hs[j].getPublicKey()));
+      h.endpoint = std::move(endpoint);
+      h.public_key = std::move(key);
+      MF_TRY_VOID(CheckHolder(Idx(at + ".holders", j), h));
+      src.holders.push_back(std::move(h));
+    }
+    sup.sources.push_back(std::move(src));
+  }
+  auto steps = r.getCachedSteps();
+  MF_TRY_VOID(CheckList("StageJob.supplement.cachedSteps", steps.size()));
+  for (unsigned i = 0; i < steps.size(); ++i) {
+    const std::string at = Idx("StageJob.supplement.cachedSteps", i);
+    JobSupplement::CachedStep cs;
+    MF_TRY(key, ReadText(at + ".key", steps[i].getKey()));
+    MF_TRY(config, ReadText(at + ".configDigest", steps[i].getConfigDigest()));
+    MF_TRY(k, CheckDigest(at + ".key", key));
+    MF_TRY(c, CheckDigest(at + ".configDigest", config));
+    cs.key = k.ToString();
+    cs.config_digest = c.ToString();
+    auto ls = steps[i].getLayers();
+    MF_TRY_VOID(CheckList(at + ".layers", ls.size()));
+    for (unsigned j = 0; j < ls.size(); ++j) {
+      MF_TRY(l, ReadLayer(Idx(at + ".layers", j), ls[j]));
+      cs.layers.push_back(std::move(l));
+    }
+    sup.cached_steps.push_back(std::move(cs));
+  }
+  auto ctx = r.getContext();
+  MF_TRY_VOID(CheckList("StageJob.supplement.context", ctx.size(), kMaxContextFiles));
+  for (unsigned i = 0; i < ctx.size(); ++i) {
+    const std::string at = Idx("StageJob.supplement.context", i);
+    ContextFileData f;
+    MF_TRY(path, ReadText(at + ".path", ctx[i].getPath()));
+    MF_TRY_VOID(CheckContextPath(at + ".path", path));
+    MF_TRY(digest, ReadText(at + ".digest", ctx[i].getDigest()));
+    if (!digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", digest));
+    MF_TRY(link, ReadText(at + ".linkTarget", ctx[i].getLinkTarget()));
+    f.path = std::move(path);
+    f.mode = ctx[i].getMode();
+    f.uid = ctx[i].getUid();
+    f.gid = ctx[i].getGid();
+    f.size = ctx[i].getSize();
+    f.digest = std::move(digest);
+    f.link_target = std::move(link);
+    f.mtime_ns = ctx[i].getMtimeNs();
+    sup.context.push_back(std::move(f));
+  }
+  if (r.getHasDockerignore()) {
+    MF_TRY(text, ReadData("StageJob.supplement.dockerignore", r.getDockerignore()));
+    sup.dockerignore = std::move(text);
+  }
+  auto secrets = r.getSecrets();
+  MF_TRY_VOID(CheckList("StageJob.supplement.secrets", secrets.size(), 1000));
+  for (unsigned i = 0; i < secrets.size(); ++i) {
+    const std::string at = Idx("StageJob.supplement.secrets", i);
+    MF_TRY(id, ReadText(at + ".id", secrets[i].getId()));
+    MF_TRY(data, ReadData(at + ".data", secrets[i].getData()));
+    if (id.empty()) return FieldError(at + ".id", "empty");
+    if (!sup.secrets.emplace(std::move(id), std::move(data)).second)
+      return FieldError(at + ".id", "duplicate");
+  }
+  return sup;
 }
 
 Expected<std::string> EncodeStageJob(const StageJobData& job) {
@@ -655,6 +632,7 @@ Expected<std::string> EncodeStageJob(const StageJobData& job) {
     MF_TRY_VOID(CheckDigest(Idx("StageJob.stepDigests", i), job.step_digests[i]));
   MF_TRY_VOID(FillTexts("StageJob.stepDigests", job.step_digests,
                         b.initStepDigests(static_cast<unsigned>(job.step_digests.size()))));
+  if (job.supplement) MF_TRY_VOID(WriteSupplement(*job.supplement, b.initSupplement()));
 
   std::string bytes = out.Encode();
   if (bytes.size() > kMaxMessageBytes)
@@ -792,6 +770,10 @@ Expected<StageJobData> DecodeStageJob(std::string_view bytes, const DecodeLimits
   for (std::size_t i = 0; i < step_digests.size(); ++i)
     MF_TRY_VOID(CheckDigest(Idx("StageJob.stepDigests", i), step_digests[i]));
   job.step_digests = std::move(step_digests);
+  if (r.hasSupplement()) {
+    MF_TRY(sup, ReadSupplement(r.getSupplement()));
+    job.supplement = std::move(sup);
+  }
   return job;
 }
 
@@ -820,6 +802,13 @@ Expected<std::string> EncodeStageResult(const StageResultData& result) {
     sb.setIndex(s.index);
     sb.setCached(s.cached);
     sb.setDurationMs(s.duration_ms);
+    if (!s.config_digest.empty()) {
+      MF_TRY(cd, CheckDigest(at + ".configDigest", s.config_digest));
+      sb.setConfigDigest(cd.ToString());
+    }
+    if (s.chain_length > result.layers.size())
+      return FieldError(at + ".chainLength", "longer than the stage's layers");
+    sb.setChainLength(s.chain_length);
     if (!s.cache_key.empty()) {
       MF_TRY(d, CheckDigest(at + ".cacheKey", s.cache_key));
       SetDigest(sb.initCacheKey(), d);
@@ -862,6 +851,12 @@ Expected<StageResultData> DecodeStageResult(std::string_view bytes, const Decode
     s.index = sr.getIndex();
     s.cached = sr.getCached();
     s.duration_ms = sr.getDurationMs();
+    MF_TRY(config_digest, ReadText(at + ".configDigest", sr.getConfigDigest()));
+    if (!config_digest.empty()) MF_TRY_VOID(CheckDigest(at + ".configDigest", config_digest));
+    s.config_digest = std::move(config_digest);
+    s.chain_length = sr.getChainLength();
+    if (s.chain_length > result.layers.size())
+      return FieldError(at + ".chainLength", "longer than the stage's layers");
     MF_TRY(key, ReadDigest(at + ".cacheKey", sr.hasCacheKey(), sr.getCacheKey()));
     s.cache_key = std::move(key);
     if (sr.hasLayer()) {

@@ -27,6 +27,7 @@ namespace manifold::wire {
 inline constexpr std::size_t kMaxJobInstructions = 10'000;
 inline constexpr std::size_t kMaxListEntries = 10'000;  ///< any other list
 inline constexpr std::size_t kMaxTextBytes = 1u << 20;  ///< any one text or data field
+inline constexpr std::size_t kMaxContextFiles = 100'000;  ///< files of one build context
 
 /// Build-level settings carried by every job (schemas/scheduler.capnp
 /// JobOptions). Never secrets.
@@ -38,6 +39,63 @@ struct JobOptions {
   std::string compression = "gzip";  ///< gzip, zstd, none
   std::vector<std::string> secret_ids;
   bool operator==(const JobOptions&) const = default;
+};
+
+/// A blob server that holds a blob: a worker's peer endpoint and key, or the
+/// coordinator itself (both empty).
+struct BlobHolder {
+  std::string endpoint;    ///< tcp://HOST:PORT
+  std::string public_key;  ///< Z85, 40 characters
+  bool operator==(const BlobHolder&) const = default;
+};
+
+/// A blob a cluster job may need and where to fetch it.
+struct BlobSourceData {
+  std::string media_type;
+  std::string digest;   ///< "sha256:<hex>"
+  std::uint64_t size = 0;
+  std::string diff_id;  ///< layers only: the uncompressed tar's digest
+  std::vector<BlobHolder> holders;
+  bool operator==(const BlobSourceData&) const = default;
+};
+
+/// One layer: compressed blob descriptor plus the uncompressed tar's digest.
+struct LayerData {
+  std::string media_type;
+  std::string digest;   ///< "sha256:<hex>"
+  std::string diff_id;  ///< "sha256:<hex>"
+  std::uint64_t size = 0;
+  bool operator==(const LayerData&) const = default;
+};
+
+/// One file of the build context (a regular file's bytes travel as the blob
+/// `digest`).
+struct ContextFileData {
+  std::string path;  ///< relative, '/'-separated, no "..", no leading '/'
+  std::uint32_t mode = 0;  ///< st_mode with the type bits
+  std::uint32_t uid = 0, gid = 0;
+  std::uint64_t size = 0;
+  std::string digest;       ///< regular files
+  std::string link_target;  ///< symlinks
+  std::int64_t mtime_ns = 0;
+  bool operator==(const ContextFileData&) const = default;
+};
+
+/// What a cluster worker needs besides the job itself (schema JobSupplement).
+struct JobSupplement {
+  std::vector<BlobSourceData> sources;
+  /// Shared-index records for planned keys: key, config digest, layer chain.
+  struct CachedStep {
+    std::string key;
+    std::string config_digest;
+    std::vector<LayerData> layers;  ///< full chain; blobs listed in `sources`
+    bool operator==(const CachedStep&) const = default;
+  };
+  std::vector<CachedStep> cached_steps;
+  std::vector<ContextFileData> context;
+  std::optional<std::string> dockerignore;
+  std::map<std::string, std::string> secrets;  ///< only the ids the job mounts
+  bool operator==(const JobSupplement&) const = default;
 };
 
 /// One stage for one platform, as the worker needs it (plan::Job's fields plus
@@ -67,15 +125,10 @@ struct StageJobData {
   JobOptions options;
   /// Empty, or one "sha256:<hex>" per instruction (cache::StepDigest).
   std::vector<std::string> step_digests;
+  /// Cluster jobs only.
+  std::optional<JobSupplement> supplement;
 };
 
-/// One layer: compressed blob descriptor plus the uncompressed tar's digest.
-struct LayerData {
-  std::string media_type;
-  std::string digest;   ///< "sha256:<hex>"
-  std::string diff_id;  ///< "sha256:<hex>"
-  std::uint64_t size = 0;
-};
 
 struct StepResultData {
   std::uint32_t index = 0;
@@ -83,6 +136,10 @@ struct StepResultData {
   bool cached = false;
   std::optional<LayerData> layer;  ///< unset for metadata-only steps
   std::uint64_t duration_ms = 0;
+  /// Set when the step's state was recorded under `cache_key`: the config
+  /// after it and how many of StageResult.layers its image has.
+  std::string config_digest;
+  std::uint32_t chain_length = 0;
 };
 
 struct StageResultData {
@@ -144,5 +201,8 @@ Expected<MessageType> PeekMessageType(std::string_view bytes, const DecodeLimits
 
 /// [A-Za-z0-9_-]{1,64}.
 bool IsValidWireId(std::string_view id);
+
+/// A CURVE key in Z85: 40 characters of the Z85 alphabet.
+bool IsZ85Key(std::string_view key);
 
 }  // namespace manifold::wire

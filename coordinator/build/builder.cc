@@ -39,6 +39,7 @@
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
 #include "common/wire/stage_job.h"
+#include "coordinator/build/cluster_backend.h"
 #include "coordinator/build/context_manifest.h"
 #include "coordinator/build/job_state.h"
 #include "coordinator/build/outputs.h"
@@ -79,8 +80,9 @@ class Build {
     MF_TRY_VOID(MarkCached());
     MF_TRY_VOID(CheckPlatforms());
     MF_TRY_VOID(Schedule());
+    if (req_.cluster) MF_TRY_VOID(FetchTargets());
     MF_TRY(summary, Assemble());
-    if (!req_.trace_file.empty()) MF_TRY_VOID(WriteTrace(t0));
+    if (!req_.trace_file.empty() || req_.trace_out) MF_TRY_VOID(WriteTrace(t0));
     MF_TRY_VOID(Export(summary));
     summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return summary;
@@ -115,7 +117,9 @@ class Build {
     std::string shown = dockerfile_shown();
     dockerfile::ParseLimits limits;
     std::string content;
-    if (req_.dockerfile == "-") {  // -f -: the Dockerfile on stdin
+    if (req_.dockerfile_content) {
+      content = *req_.dockerfile_content;
+    } else if (req_.dockerfile == "-") {  // -f -: the Dockerfile on stdin
       std::stringstream ss;
       ss << std::cin.rdbuf();
       content = ss.str();
@@ -131,10 +135,15 @@ class Build {
     df_ = std::move(df);
     escape_ = tree.escape;
 
-    if (auto ignore_file = dockerfile::FindIgnoreFile(context_dir_, req_.dockerfile)) {
+    if (req_.dockerignore_content) {
+      MF_TRY(m, dockerfile::IgnoreMatcher::Parse(*req_.dockerignore_content, ".dockerignore"));
+      ignore_ = std::move(m);
+      dockerignore_text_ = *req_.dockerignore_content;
+    } else if (auto ignore_file = dockerfile::FindIgnoreFile(context_dir_, req_.dockerfile)) {
       MF_TRY(text, ReadWholeFile(*ignore_file, 1 << 20));
       MF_TRY(m, dockerfile::IgnoreMatcher::Parse(text, *ignore_file));
       ignore_ = std::move(m);
+      dockerignore_text_ = text;
     }
 
     plan::PlanOptions opts;
@@ -313,6 +322,7 @@ class Build {
   }
 
   std::string dockerfile_shown() const {
+    if (!req_.dockerfile_name.empty()) return req_.dockerfile_name;
     if (req_.dockerfile == "-") return "<stdin>";
     return req_.dockerfile.empty() ? "Dockerfile" : req_.dockerfile;
   }
@@ -464,6 +474,7 @@ class Build {
 
   /// A record whose blobs are all present, else nullopt.
   Expected<std::optional<cache::StepRecord>> Usable(const std::string& key) {
+    if (req_.cluster) return req_.cluster->Lookup(key);
     MF_TRY(rec, cache_->Get(key));
     if (!rec) return rec;
     MF_TRY(has, store_->blobs().Has(rec->config_digest));
@@ -502,6 +513,7 @@ class Build {
   // ------------------------------------------------------------ platforms
 
   Expected<void> CheckPlatforms() {
+    if (req_.cluster) return Ok();  // the farm's workers say what they run
     MF_TRY(native, worker::DetectNativePlatform());
     native_ = oci::Platform{native.os, native.architecture, native.variant};
     platforms_.emplace_back(native_, false);
@@ -545,8 +557,8 @@ class Build {
     return true;
   }
 
-  Expected<wire::StageJobData> MakeJob(const JobState& js) {
-    auto data = plan::MakeStageJobData(build_id_, js.job, 1, js.keys);
+  Expected<wire::StageJobData> MakeJob(const JobState& js, std::uint64_t epoch) {
+    auto data = plan::MakeStageJobData(build_id_, js.job, epoch, js.keys);
     if (!js.base_manifest.empty()) data.base_manifest_digest = js.base_manifest;
     for (const auto& [k, v] : req_.build_args)
       if (cache::IsProxyBuildArg(k)) data.args.emplace(k, v);
@@ -564,6 +576,10 @@ class Build {
     data.options.volumes = req_.volumes;
     data.options.compression = req_.compression;
     for (const auto& [id, v] : req_.secrets) data.options.secret_ids.push_back(id);
+    if (req_.cluster) {
+      MF_TRY(sup, MakeSupplement(js));
+      data.supplement = std::move(sup);
+    }
     return data;
   }
 
@@ -577,45 +593,50 @@ class Build {
     if (!any) return Ok();
 
     build_id_ = RandomId();
-    auto session = std::make_shared<worker::BuildSession>();
-    session->context_dir = context_dir_;
-    session->ignore = ignore_;
-    session->secrets = req_.secrets;
-    sessions_.Put(build_id_, session);
-
-    // The embedded worker.
-    std::string wstate = req_.state_dir + "/worker";
-    ::mkdir(wstate.c_str(), 0700);
-    ::chmod(wstate.c_str(), 0700);
-    MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
-    snapshots_.emplace(std::move(snapshots));
-    MF_TRY(run_dir, ClaimRunDir(wstate, build_id_));
-    run_dir_ = std::move(run_dir);
-    worker::RuncConfig rc;
-    rc.state_dir = run_dir_.path;
-    rc.policy.allow_insecure = req_.worker_allows_insecure;
-    MF_TRY(runtime, worker::RuncRuntime::Create(rc));
-    runtime_ = std::move(runtime);
-    wenv_.store = store_.get();
-    wenv_.snapshots = &*snapshots_;
-    wenv_.runtime = runtime_.get();
-    wenv_.cache = &*cache_;
-    wenv_.sessions = &sessions_;
-    wenv_.policy = rc.policy;
-    wenv_.state_dir = wstate;
-    wenv_.step_timeout = req_.step_timeout;
-    wenv_.cancel = &cancel_;
-
+    ClusterBackend* cluster = req_.cluster;
     zmq::context_t ctx(1);
-    zmq::socket_t router(ctx, zmq::socket_type::router);
-    router.set(zmq::sockopt::linger, 0);
-    std::string endpoint = "inproc://manifold-coordinator-" + build_id_;
-    router.bind(endpoint);
-    worker::WorkerLoopOptions wo;
-    wo.endpoint = endpoint;
-    wo.slots = std::max(1u, req_.slots);
-    wo.platforms = platforms_;
-    auto loop = std::make_unique<worker::WorkerLoop>(ctx, wenv_, wo);
+    std::optional<zmq::socket_t> router;
+    std::unique_ptr<worker::WorkerLoop> loop;
+    if (!cluster) {
+      auto session = std::make_shared<worker::BuildSession>();
+      session->context_dir = context_dir_;
+      session->ignore = ignore_;
+      session->secrets = req_.secrets;
+      sessions_.Put(build_id_, session);
+
+      // The embedded worker.
+      std::string wstate = req_.state_dir + "/worker";
+      ::mkdir(wstate.c_str(), 0700);
+      ::chmod(wstate.c_str(), 0700);
+      MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
+      snapshots_.emplace(std::move(snapshots));
+      MF_TRY(run_dir, ClaimRunDir(wstate, build_id_));
+      run_dir_ = std::move(run_dir);
+      worker::RuncConfig rc;
+      rc.state_dir = run_dir_.path;
+      rc.policy.allow_insecure = req_.worker_allows_insecure;
+      MF_TRY(runtime, worker::RuncRuntime::Create(rc));
+      runtime_ = std::move(runtime);
+      wenv_.store = store_.get();
+      wenv_.snapshots = &*snapshots_;
+      wenv_.runtime = runtime_.get();
+      wenv_.cache = &*cache_;
+      wenv_.sessions = &sessions_;
+      wenv_.policy = rc.policy;
+      wenv_.state_dir = wstate;
+      wenv_.step_timeout = req_.step_timeout;
+      wenv_.cancel = &cancel_;
+
+      router.emplace(ctx, zmq::socket_type::router);
+      router->set(zmq::sockopt::linger, 0);
+      std::string endpoint = "inproc://manifold-coordinator-" + build_id_;
+      router->bind(endpoint);
+      worker::WorkerLoopOptions wo;
+      wo.endpoint = endpoint;
+      wo.slots = std::max(1u, req_.slots);
+      wo.platforms = platforms_;
+      loop = std::make_unique<worker::WorkerLoop>(ctx, wenv_, wo);
+    }
 
     struct Slot {
       std::vector<std::pair<oci::Platform, bool>> platforms;
@@ -624,10 +645,24 @@ class Build {
     std::map<std::string, Slot> slots;
     std::optional<Error> failure;
     int running = 0;
+    std::map<std::string, std::uint64_t> epochs;  // job id -> lease epoch
+    std::optional<Clock::time_point> waiting_since;  // a ready job no slot can take
 
     auto send = [&](const std::string& slot, const std::string& bytes) {
-      router.send(zmq::buffer(slot), zmq::send_flags::sndmore);
-      router.send(zmq::buffer(bytes), zmq::send_flags::none);
+      if (cluster) return cluster->Send(slot, bytes);
+      router->send(zmq::buffer(slot), zmq::send_flags::sndmore);
+      router->send(zmq::buffer(bytes), zmq::send_flags::none);
+    };
+    auto receive = [&]() -> std::optional<ClusterBackend::Incoming> {
+      if (cluster) return cluster->Receive(std::chrono::milliseconds(250));
+      zmq::message_t ident, body;
+      if (!router->recv(ident) || !router->recv(body)) return std::nullopt;
+      return ClusterBackend::Incoming{std::string(static_cast<const char*>(ident.data()), ident.size()),
+                                      std::string(static_cast<const char*>(body.data()), body.size()),
+                                      false};
+    };
+    auto worker_of = [&](const std::string& slot) {
+      return cluster ? cluster->WorkerOf(slot) : std::string();
     };
     auto done = [&] {
       for (const auto& js : jobs_)
@@ -637,7 +672,10 @@ class Build {
 
     while (true) {
       if (!failure) {
-        // Dispatch ready jobs: native slots first (emulation is 5-20x slower).
+        bool unplaced = false;
+        // Dispatch ready jobs: native slots first (emulation is 5-20x slower),
+        // then (farm) the worker holding most of the job's inputs, then the
+        // least loaded one.
         for (auto& js : jobs_) {
           if (!Ready(js)) continue;
           // A job with the same final key as a running one (a
@@ -648,58 +686,119 @@ class Build {
             twin_running = twin_running || (other.status == JobState::Status::kRunning &&
                                             other.final_key == js.final_key && !js.no_cache);
           if (twin_running) continue;
-          std::string best;
-          int best_rank = 99;
-          for (auto& [id, s] : slots) {
-            if (!s.job.empty()) continue;
-            for (const auto& [p, emu] : s.platforms)
-              if (oci::PlatformMatches(js.job.platform, p) && (emu ? 1 : 0) < best_rank) {
-                best = id;
-                best_rank = emu ? 1 : 0;
-              }
-          }
           bool no_run = true;
           for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
-          if (best.empty() && no_run)
-            for (auto& [id, s] : slots)
-              if (s.job.empty()) {
-                best = id;
-                break;
-              }
-          if (best.empty()) continue;
-          MF_TRY(data, MakeJob(js));
+          std::vector<std::string> inputs = cluster ? InputBlobs(js) : std::vector<std::string>();
+          std::string best;
+          std::tuple<int, int, int> best_score{99, 0, 0};  // (emulated, -held, load)
+          bool any_capable = false;
+          for (auto& [id, s] : slots) {
+            int rank = 99;
+            for (const auto& [p, emu] : s.platforms)
+              if (oci::PlatformMatches(js.job.platform, p)) rank = std::min(rank, emu ? 1 : 0);
+            if (rank == 99 && no_run) rank = 1;  // COPY-only jobs run anywhere
+            if (rank == 99) continue;
+            any_capable = true;
+            if (!s.job.empty()) continue;
+            int held = 0, load = 0;
+            if (cluster) {
+              std::string w = worker_of(id);
+              for (const auto& d : inputs) held += cluster->Holds(w, d) ? 1 : 0;
+              load = cluster->Load(w);
+            }
+            std::tuple<int, int, int> score{rank, -held, load};
+            if (best.empty() || score < best_score) {
+              best = id;
+              best_score = score;
+            }
+          }
+          if (best.empty()) {
+            if (!any_capable) unplaced = true;
+            continue;
+          }
+          std::uint64_t epoch = ++epochs[js.job.id];
+          MF_TRY(data, MakeJob(js, epoch));
           MF_TRY(bytes, wire::EncodeStageJob(data));
           send(best, bytes);
           slots[best].job = js.job.id;
           js.status = JobState::Status::kRunning;
           js.slot = best;
           ++running;
+          if (cluster)
+            printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage +
+                          "] scheduled on " + worker_of(best));
+        }
+        // The farm: a job no connected worker can run waits for one, then
+        // fails (RELIABILITY H4); what finished stays cached.
+        if (cluster && unplaced) {
+          if (!waiting_since) waiting_since = Clock::now();
+          if (Clock::now() - *waiting_since > cluster->worker_wait()) {
+            for (const auto& js : jobs_) {
+              if (!Ready(js)) continue;
+              failure = MakeError(ErrorKind::kResourceExhausted, "build.no_worker",
+                                  "no worker for " + js.job.platform.ToString() + " (stage " +
+                                      js.job.stage + ") joined within " +
+                                      std::to_string(cluster->worker_wait().count() / 1000) + " s");
+              break;
+            }
+            cancel_ = true;
+          }
+        } else {
+          waiting_since.reset();
         }
       }
       if ((failure && running == 0) || (!failure && done())) break;
 
-      zmq::message_t ident, body;
-      if (!router.recv(ident)) continue;
-      if (!router.recv(body)) continue;
-      std::string slot_id(static_cast<const char*>(ident.data()), ident.size());
-      std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+      auto in = receive();
+      if (!in) continue;
+      const std::string& slot_id = in->slot;
+      if (in->lost) {
+        auto it = slots.find(slot_id);
+        if (it == slots.end()) continue;
+        if (!it->second.job.empty()) {
+          auto& js = jobs_[index_.at(it->second.job)];
+          printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage + "] worker " +
+                        worker_of(slot_id) + " lost; the job runs again elsewhere");
+          js.status = JobState::Status::kPending;
+          js.slot.clear();
+          --running;
+        }
+        slots.erase(it);
+        continue;
+      }
+      std::string_view bytes = in->bytes;
       auto type = wire::PeekMessageType(bytes);
       if (!type.ok()) {
         MF_LOG_WARN("coordinator: dropped a malformed message from {}", slot_id);
         continue;
       }
+      // A message about a job must come from the slot holding its current
+      // lease (RELIABILITY G7, G8): late results of a lost worker and
+      // results for other slots' jobs are dropped.
+      auto current = [&](const std::string& job_id, std::uint64_t epoch) -> JobState* {
+        auto it = index_.find(job_id);
+        if (it == index_.end()) return nullptr;
+        auto& js = jobs_[it->second];
+        if (js.status != JobState::Status::kRunning || js.slot != slot_id ||
+            epochs[job_id] != epoch) {
+          MF_LOG_WARN("coordinator: {} reported on job {} (epoch {}) it does not hold; dropped",
+                      slot_id, job_id, epoch);
+          return nullptr;
+        }
+        return &js;
+      };
       switch (*type) {
         case wire::MessageType::kWorkerHello: {
           auto hello = wire::DecodeWorkerHello(bytes);
-          if (hello.ok()) slots[slot_id] = Slot{hello->platforms, ""};
+          if (hello.ok() && !slots.count(slot_id)) slots[slot_id] = Slot{hello->platforms, ""};
           break;
         }
         case wire::MessageType::kProgress: {
           auto p = wire::DecodeProgress(bytes);
           if (!p.ok()) break;
-          auto it = index_.find(p->job_id);
-          if (it == index_.end()) break;
-          auto& js = jobs_[it->second];
+          JobState* jsp = current(p->job_id, p->lease_epoch);
+          if (!jsp) break;
+          auto& js = *jsp;
           const char* what = "info";
           switch (p->kind) {
             case wire::ProgressData::Kind::kStart: what = "start"; break;
@@ -708,13 +807,14 @@ class Build {
             case wire::ProgressData::Kind::kDone: what = "done"; break;
             case wire::ProgressData::Kind::kInfo: what = "info"; break;
           }
-          printer_.Step(js, p->step, what, p->text, p->duration_ms);
+          printer_.Step(js, p->step, what, p->text, p->duration_ms, worker_of(slot_id));
           if (p->kind == wire::ProgressData::Kind::kStart) {
             started_[{js.job.id, p->step}] = Clock::now();
           } else if (p->kind == wire::ProgressData::Kind::kDone) {
             auto st = started_.find({js.job.id, p->step});
             if (st != started_.end()) {
-              trace_.push_back(TraceSlice{slot_id, js.job.target_platform.ToString() + " " + js.job.stage,
+              trace_.push_back(TraceSlice{slot_id, worker_of(slot_id),
+                                          js.job.target_platform.ToString() + " " + js.job.stage,
                                           p->step >= 0 && static_cast<std::size_t>(p->step) < js.job.instructions.size()
                                               ? Title(js.job.instructions[static_cast<std::size_t>(p->step)])
                                               : "",
@@ -727,22 +827,24 @@ class Build {
         case wire::MessageType::kStageResult: {
           auto r = wire::DecodeStageResult(bytes);
           if (!r.ok()) {
-            failure = std::move(r).error();
-            cancel_ = true;
+            MF_LOG_WARN("coordinator: bad StageResult from {}: {}", slot_id, r.error().ToString());
             break;
           }
-          auto it = index_.find(r->job_id);
-          if (it == index_.end()) break;
-          auto& js = jobs_[it->second];
+          JobState* jsp = current(r->job_id, r->lease_epoch);
+          if (!jsp) break;
+          auto& js = *jsp;
           slots[slot_id].job.clear();
+          js.slot.clear();
           --running;
           if (r->error) {
             Error e = std::move(*r->error);
             std::string tag = "[" + js.job.target_platform.ToString() + " " + js.job.stage + "]";
+            if (cluster) tag += " on " + worker_of(slot_id);
             if (e.where && e.where->line > 0) e = Locate(std::move(e), e.where->line, tag);
             else e = std::move(e).With(tag);
             if (!failure) failure = std::move(e);
             cancel_ = true;
+            js.status = JobState::Status::kPending;
             break;
           }
           js.status = JobState::Status::kDone;
@@ -750,6 +852,7 @@ class Build {
           js.layers = r->layers;
           for (const auto& s : r->steps)
             if (s.index < js.step_cached.size()) js.step_cached[s.index] = s.cached;
+          if (cluster) MF_TRY_VOID(RecordResult(js, *r, worker_of(slot_id)));
           ++jobs_run_;
           for (auto& twin : jobs_) {
             if (twin.status != JobState::Status::kPending || twin.no_cache ||
@@ -769,7 +872,7 @@ class Build {
           break;
       }
       // A job nobody can take (no slot offers its platform) would wait forever.
-      if (!failure && running == 0 && !slots.empty()) {
+      if (!cluster && !failure && running == 0 && !slots.empty()) {
         bool any_ready = false;
         for (const auto& js : jobs_) any_ready = any_ready || Ready(js);
         if (!any_ready && !done()) {
@@ -777,20 +880,176 @@ class Build {
         }
       }
     }
-    for (const auto& [id, s] : slots) {
-      auto bytes = wire::EncodeShutdown("build finished");
-      if (bytes.ok()) send(id, *bytes);
+    if (!cluster) {
+      for (const auto& [id, s] : slots) {
+        auto bytes = wire::EncodeShutdown("build finished");
+        if (bytes.ok()) send(id, *bytes);
+      }
+      loop->Join();
+      loop.reset();
+      router->close();
+      sessions_.Remove(build_id_);
+      runtime_.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(run_dir_.path, ec);
+      run_dir_ = RunDir();
     }
-    loop->Join();
-    loop.reset();
-    router.close();
-    sessions_.Remove(build_id_);
-    runtime_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(run_dir_.path, ec);
-    run_dir_ = RunDir();
     if (failure) return std::move(*failure);
     return Ok();
+  }
+
+  // ------------------------------------------------------------ the farm
+
+  /// Blobs a job reads: its base image's, its input stages' and images',
+  /// and the context files it may copy.
+  std::vector<std::string> InputBlobs(const JobState& js) {
+    std::vector<std::string> out;
+    for (const auto& src : SourcesOf(js)) out.push_back(src.digest);
+    return out;
+  }
+
+  /// Manifest, config and layers of image `manifest_digest` (coordinator store).
+  Expected<void> AddImageSources(const std::string& manifest_digest,
+                                 std::vector<wire::BlobSourceData>& out) {
+    MF_TRY(size, store_->blobs().Stat(manifest_digest));
+    MF_TRY(mbytes, store_->blobs().ReadAll(manifest_digest));
+    MF_TRY(manifest, oci::ParseManifest(mbytes));
+    out.push_back({std::string(oci::kOciImageManifest), manifest_digest, size, "", {}});
+    out.push_back({manifest.config.media_type, manifest.config.digest.ToString(),
+                   static_cast<std::uint64_t>(manifest.config.size), "", {}});
+    MF_TRY(cbytes, store_->blobs().ReadAll(manifest.config.digest.ToString()));
+    MF_TRY(config, oci::ParseImageConfig(cbytes));
+    for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+      const auto& l = manifest.layers[i];
+      out.push_back({l.media_type, l.digest.ToString(), static_cast<std::uint64_t>(l.size),
+                     i < config.rootfs.diff_ids.size() ? config.rootfs.diff_ids[i].ToString() : "",
+                     {}});
+    }
+    return Ok();
+  }
+
+  void AddStageSources(const std::string& config_digest, const std::vector<wire::LayerData>& layers,
+                       std::vector<wire::BlobSourceData>& out) {
+    out.push_back({std::string(oci::kOciImageConfig), config_digest, 0, "", {}});
+    for (const auto& l : layers) out.push_back({l.media_type, l.digest, l.size, l.diff_id, {}});
+  }
+
+  static bool ReadsContext(const JobState& js) {
+    for (const auto& in : js.job.instructions) {
+      if ((in.cmd == Cmd::kCopy || in.cmd == Cmd::kAdd) && in.from.empty()) return true;
+      if (in.cmd != Cmd::kRun) continue;
+      for (const auto& m : in.mounts) {
+        auto spec = dockerfile::ParseExpandedMount(m);
+        if (spec.ok() && spec->type == "bind" && spec->from.empty()) return true;
+      }
+    }
+    return false;
+  }
+
+  std::vector<wire::BlobSourceData> SourcesOf(const JobState& js) {
+    std::vector<wire::BlobSourceData> out;
+    if (!js.base_manifest.empty()) (void)AddImageSources(js.base_manifest, out);
+    if (!js.job.base_job.empty()) {
+      const auto& up = jobs_[index_.at(js.job.base_job)];
+      AddStageSources(up.config_digest, up.layers, out);
+    }
+    for (const auto& [ref, id] : js.stage_inputs) {
+      const auto& up = jobs_[index_.at(id)];
+      AddStageSources(up.config_digest, up.layers, out);
+    }
+    for (const auto& [ref, v] : js.image_inputs)
+      if (v.starts_with("image:")) (void)AddImageSources(v.substr(6), out);
+    if (ReadsContext(js))
+      for (const auto& e : context_.entries)
+        if (!e.digest.hex.empty()) out.push_back({"application/octet-stream", e.digest.ToString(), 0, "", {}});
+    return out;
+  }
+
+  Expected<wire::JobSupplement> MakeSupplement(const JobState& js) {
+    wire::JobSupplement sup;
+    auto sources = SourcesOf(js);
+    // The deepest planned step the shared index already answers: the
+    // worker resumes after it, whoever built it.
+    if (!js.no_cache)
+      for (std::size_t i = js.keys.size(); i-- > 0;) {
+        if (js.keys[i].empty()) continue;
+        MF_TRY(rec, req_.cluster->Lookup(js.keys[i]));
+        if (!rec) continue;
+        wire::JobSupplement::CachedStep cs;
+        cs.key = js.keys[i];
+        cs.config_digest = rec->config_digest;
+        for (const auto& l : rec->layers) cs.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+        AddStageSources(cs.config_digest, cs.layers, sources);
+        sup.cached_steps.push_back(std::move(cs));
+        break;
+      }
+    std::set<std::string> seen;
+    for (auto& src : sources) {
+      if (!seen.insert(src.digest).second) continue;
+      src.holders = req_.cluster->Holders(src.digest);
+      sup.sources.push_back(std::move(src));
+    }
+    if (ReadsContext(js)) {
+      for (const auto& e : context_.entries) {
+        wire::ContextFileData f;
+        f.path = e.path;
+        f.mode = e.mode;
+        f.uid = e.uid;
+        f.gid = e.gid;
+        f.digest = e.digest.hex.empty() ? "" : e.digest.ToString();
+        f.link_target = e.link_target;
+        struct stat st {};
+        if (::lstat((context_dir_ + "/" + e.path).c_str(), &st) == 0)
+          f.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        sup.context.push_back(std::move(f));
+      }
+      if (ignore_) sup.dockerignore = dockerignore_text_;
+    }
+    // Secrets travel only to the worker running a step that mounts them.
+    for (const auto& in : js.job.instructions) {
+      if (in.cmd != Cmd::kRun) continue;
+      for (const auto& m : in.mounts) {
+        auto spec = dockerfile::ParseExpandedMount(m);
+        if (!spec.ok() || spec->type != "secret") continue;
+        std::string id = spec->id;
+        if (id.empty()) id = spec->target.substr(spec->target.find_last_of('/') + 1);
+        auto it = req_.secrets.find(id);
+        if (it != req_.secrets.end()) sup.secrets.insert(*it);
+      }
+    }
+    return sup;
+  }
+
+  /// Every keyed step of a finished job goes into the shared index, held by
+  /// the worker that ran it.
+  Expected<void> RecordResult(const JobState& js, const wire::StageResultData& r,
+                              const std::string& worker) {
+    for (const auto& s : r.steps) {
+      if (s.cache_key.empty() || s.config_digest.empty()) continue;
+      cache::StepRecord rec{s.config_digest, {}};
+      if (s.chain_length > r.layers.size()) continue;
+      for (std::size_t i = 0; i < s.chain_length; ++i) {
+        const auto& l = r.layers[i];
+        rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+      }
+      MF_TRY_VOID(req_.cluster->Record(s.cache_key, rec, worker));
+    }
+    cache::StepRecord fin{r.config_digest, {}};
+    for (const auto& l : r.layers) fin.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
+    if (!js.final_key.empty()) MF_TRY_VOID(req_.cluster->Record(js.final_key, fin, worker));
+    return Ok();
+  }
+
+  /// The target stages' configs and layers, into the coordinator's store
+  /// for the index, the export and the push.
+  Expected<void> FetchTargets() {
+    std::vector<std::string> digests;
+    for (const auto& js : jobs_) {
+      if (!js.needed || !IsTarget(js)) continue;
+      digests.push_back(js.config_digest);
+      for (const auto& l : js.layers) digests.push_back(l.digest);
+    }
+    return req_.cluster->FetchToStore(digests);
   }
 
   static std::string Title(const dockerfile::Instruction& in) {
@@ -804,32 +1063,53 @@ class Build {
 
   struct TraceSlice {
     std::string slot;
+    std::string worker;  ///< farm builds; "" = the embedded worker
     std::string job;
     std::string step;
     Clock::time_point start, end;
   };
 
   /// Chrome trace event format: "X" (complete) events, microseconds since the
-  /// build started; a thread per slot, named by thread_name metadata.
+  /// build started; a process per worker and a thread per job slot, named by
+  /// process_name / thread_name metadata.
   Expected<void> WriteTrace(Clock::time_point t0) const {
     nlohmann::json events = nlohmann::json::array();
+    std::map<std::string, int> pids;
     std::map<std::string, int> tids;
-    for (const auto& sl : trace_) tids.emplace(sl.slot, 0);
-    int next = 1;
-    for (auto& [slot, tid] : tids) {
-      tid = next++;
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", tid},
-                        {"args", {{"name", slot}}}});
+    for (const auto& sl : trace_) {
+      pids.emplace(sl.worker, 0);
+      tids.emplace(sl.slot, 0);
     }
+    int next = 1;
+    for (auto& [w, pid] : pids) {
+      pid = next++;
+      events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid},
+                        {"args", {{"name", w.empty() ? std::string("embedded worker") : "worker " + w}}}});
+    }
+    next = 1;
+    for (auto& [slot, tid] : tids) tid = next++;
+    std::set<std::string> named;
+    for (const auto& sl : trace_)
+      if (named.insert(sl.slot).second)
+        events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pids.at(sl.worker)},
+                          {"tid", tids.at(sl.slot)}, {"args", {{"name", sl.slot}}}});
     auto us = [&](Clock::time_point t) {
       return std::chrono::duration_cast<std::chrono::microseconds>(t - t0).count();
     };
-    for (const auto& sl : trace_)
-      events.push_back({{"name", sl.step}, {"cat", sl.job}, {"ph", "X"}, {"pid", 1},
-                        {"tid", tids[sl.slot]}, {"ts", us(sl.start)},
-                        {"dur", us(sl.end) - us(sl.start)}, {"args", {{"job", sl.job}}}});
+    for (const auto& sl : trace_) {
+      nlohmann::json args{{"job", sl.job}};
+      if (!sl.worker.empty()) args["worker"] = sl.worker;
+      events.push_back({{"name", sl.step}, {"cat", sl.job}, {"ph", "X"}, {"pid", pids.at(sl.worker)},
+                        {"tid", tids.at(sl.slot)}, {"ts", us(sl.start)},
+                        {"dur", us(sl.end) - us(sl.start)}, {"args", args}});
+    }
+    std::string text = nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() + "\n";
+    if (req_.trace_out) {
+      *req_.trace_out = std::move(text);
+      return Ok();
+    }
     std::ofstream out(req_.trace_file, std::ios::trunc);
-    out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+    out << text;
     if (!out)
       return MakeError(ErrorKind::kInvalidInput, "build.trace", "cannot write " + req_.trace_file);
     return Ok();
@@ -879,8 +1159,12 @@ class Build {
       MF_TRY(n, image::ImageStore::NormalizeName(t));
       names.push_back(n);
     }
-    for (const auto& n : names) MF_TRY_VOID(store_->Tag(n, root_));
     std::vector<std::string> push_refs;
+    if (req_.cluster) {  // the client tags and writes outputs; the farm pushes
+      if (req_.push) push_refs = req_.tags;
+      return Push(summary, push_refs);
+    }
+    for (const auto& n : names) MF_TRY_VOID(store_->Tag(n, root_));
     if (req_.push) push_refs = req_.tags;
     for (const auto& o : req_.outputs)
       if (o.type == OutputSpec::Type::kImage) {
@@ -937,6 +1221,7 @@ class Build {
   std::map<std::pair<std::string, int>, Clock::time_point> started_;
   std::vector<TraceSlice> trace_;
   std::map<std::string, std::string> url_fingerprints_;
+  std::string dockerignore_text_;
 };
 
 }  // namespace

@@ -19,6 +19,8 @@
 
 namespace manifold::coordinator {
 
+class ClusterBackend;
+
 struct OutputSpec {
   enum class Type { kOci, kOciDir, kLocal, kImage };
   Type type = Type::kOci;
@@ -66,6 +68,18 @@ struct BuildRequest {
   /// When set, the schedule as a Chrome/Perfetto trace (JSON): one track per
   /// worker slot, one slice per executed step.
   std::string trace_file;
+
+  /// Cluster builds (manifold-coordinator): jobs go to the farm through this
+  /// backend instead of an embedded worker; no local outputs.
+  ClusterBackend* cluster = nullptr;
+  /// The Dockerfile's text when it does not come from a file, and the name
+  /// errors show for it.
+  std::optional<std::string> dockerfile_content;
+  std::string dockerfile_name;
+  /// The .dockerignore text, when it does not come from the context dir.
+  std::optional<std::string> dockerignore_content;
+  /// Cluster builds: the schedule as Chrome trace JSON, for the client.
+  std::string* trace_out = nullptr;
 };
 
 struct BuildSummary {

@@ -7,14 +7,15 @@
 namespace manifold::coordinator {
 
 void Printer::Step(const JobState& js, int step, const std::string& what, const std::string& text,
-          std::uint64_t ms) {
+                   std::uint64_t ms, const std::string& worker) {
   if (mode_ == "quiet") return;
-  std::string tag = Tag(js, step);
+  std::string tag = Tag(js, step, worker);
   if (mode_ == "json") {
     nlohmann::json j{{"job", js.job.id}, {"platform", js.job.target_platform.ToString()},
                      {"stage", js.job.stage}, {"step", step}, {"event", what}};
     if (!text.empty()) j["text"] = text;
     if (what == "done") j["duration_ms"] = ms;
+    if (!worker.empty()) j["worker"] = worker;
     out_ << j.dump() << "\n";
     out_.flush();
     return;
@@ -55,10 +56,11 @@ void Printer::Line(const std::string& s) {
   out_.flush();
 }
 
-std::string Printer::Tag(const JobState& js, int step) {
+std::string Printer::Tag(const JobState& js, int step, const std::string& worker) {
   std::string t = "[" + js.job.target_platform.ToString() + " " + js.job.stage;
   if (step >= 0)
     t += " " + std::to_string(step + 1) + "/" + std::to_string(js.job.instructions.size());
+  if (!worker.empty()) t += " @" + worker;
   return t + "]";
 }
 

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <nlohmann/json.hpp>
+
 namespace manifold::coordinator {
 namespace {
 
@@ -14,6 +16,11 @@ CREATE TABLE IF NOT EXISTS cache_records (
   layer_digest TEXT NOT NULL,
   diff_id      TEXT NOT NULL,
   size         INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_records (
+  cache_key     TEXT PRIMARY KEY NOT NULL,
+  config_digest TEXT NOT NULL,
+  layers        TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_holders (
   layer_digest TEXT NOT NULL,
@@ -193,6 +200,48 @@ Expected<std::vector<std::string>> CacheIndex::Holders(std::string_view layer_di
     if (!has_row) return holders;
     holders.push_back(stmt.Text(0));
   }
+}
+
+Expected<void> CacheIndex::PutStep(std::string_view key, const cache::StepRecord& record) {
+  MF_TRY_VOID(RequireNonEmpty(key, "cache key"));
+  MF_TRY_VOID(RequireNonEmpty(record.config_digest, "config digest"));
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : record.layers)
+    layers.push_back({{"mediaType", l.media_type}, {"digest", l.digest}, {"diffID", l.diff_id},
+                      {"size", l.size}});
+  MF_TRY(stmt, Statement::Prepare(db_.get(),
+                                  "INSERT INTO step_records (cache_key, config_digest, layers) "
+                                  "VALUES (?1, ?2, ?3) ON CONFLICT (cache_key) DO UPDATE SET "
+                                  "config_digest = excluded.config_digest, layers = excluded.layers"));
+  std::string text = layers.dump();
+  stmt.Bind(1, key).Bind(2, record.config_digest).Bind(3, text);
+  MF_TRY_VOID(stmt.Step("storing step record"));
+  return Ok();
+}
+
+Expected<std::optional<cache::StepRecord>> CacheIndex::GetStep(std::string_view key) {
+  MF_TRY(stmt, Statement::Prepare(db_.get(),
+                                  "SELECT config_digest, layers FROM step_records WHERE cache_key = ?1"));
+  stmt.Bind(1, key);
+  MF_TRY(has_row, stmt.Step("reading step record"));
+  if (!has_row) return std::optional<cache::StepRecord>();
+  cache::StepRecord rec;
+  rec.config_digest = stmt.Text(0);
+  auto layers = nlohmann::json::parse(stmt.Text(1), nullptr, false);
+  if (!layers.is_array()) return std::optional<cache::StepRecord>();  // advisory: a miss
+  for (const auto& l : layers) {
+    if (!l.is_object() || !l.contains("digest")) return std::optional<cache::StepRecord>();
+    rec.layers.push_back({l.value("mediaType", ""), l.value("digest", ""), l.value("diffID", ""),
+                          l.value("size", std::uint64_t{0})});
+  }
+  return std::optional<cache::StepRecord>(std::move(rec));
+}
+
+Expected<void> CacheIndex::RemoveWorker(std::string_view worker_id) {
+  MF_TRY(stmt, Statement::Prepare(db_.get(), "DELETE FROM blob_holders WHERE worker_id = ?1"));
+  stmt.Bind(1, worker_id);
+  MF_TRY_VOID(stmt.Step("forgetting a worker's blobs"));
+  return Ok();
 }
 
 }  // namespace manifold::coordinator

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/base/expected.h"
+#include "common/cache/step_cache.h"
 
 struct sqlite3;
 
@@ -53,6 +54,15 @@ class CacheIndex {
 
   /// Workers holding `layer_digest`, sorted by id.
   Expected<std::vector<std::string>> Holders(std::string_view layer_digest);
+
+  /// Step records of the shared cache (issue 6): what a step's key produced,
+  /// as a worker's step cache holds it (config after the step, layer chain).
+  Expected<void> PutStep(std::string_view key, const cache::StepRecord& record);
+  /// nullopt on a miss (or an unreadable record: the cache is advisory).
+  Expected<std::optional<cache::StepRecord>> GetStep(std::string_view key);
+
+  /// Forgets every blob `worker_id` held (revoked worker).
+  Expected<void> RemoveWorker(std::string_view worker_id);
 
  private:
   struct DbClose {

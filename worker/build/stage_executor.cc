@@ -139,7 +139,7 @@ class StageRunner : public InputMounter {
           state_.layers = std::move(hit->second);
           sr.cached = true;
           effective = key;
-          MF_TRY_VOID(Record(sr.cache_key));  // the planned key answers next time
+          MF_TRY_VOID(Record(sr.cache_key, &sr));  // the planned key answers next time
           Progress(static_cast<int>(i), wire::ProgressData::Kind::kCached, Title(ins[i]), 0);
           continue;
         }
@@ -156,7 +156,7 @@ class StageRunner : public InputMounter {
         MF_TRY(content, ContentDigest(sr.layer->diff_id));
         key = cache::RefinedKey(parent_effective, job_.step_digests[i], content);
       }
-      MF_TRY_VOID(Record(sr.cache_key));
+      MF_TRY_VOID(Record(sr.cache_key, &sr));
       if (key != sr.cache_key) {
         MF_TRY_VOID(Record(key));
         effective = key;
@@ -177,9 +177,13 @@ class StageRunner : public InputMounter {
   // ------------------------------------------------------------ helpers
 
   /// Records the current state (config and chain) under `key`, if any.
-  Expected<void> Record(const std::string& key) {
+  Expected<void> Record(const std::string& key, wire::StepResultData* step = nullptr) {
     if (key.empty()) return Ok();
     MF_TRY(config_digest, StoreConfig());
+    if (step) {
+      step->config_digest = config_digest;
+      step->chain_length = static_cast<std::uint32_t>(state_.layers.size());
+    }
     cache::StepRecord rec{config_digest, {}};
     for (const auto& l : state_.layers) rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
     return env_.cache->Put(key, rec);

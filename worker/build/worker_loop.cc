@@ -25,6 +25,7 @@ void WorkerLoop::Slot(unsigned index) {
     std::string id = options_.worker_id + "-s" + std::to_string(index);
     sock.set(zmq::sockopt::routing_id, id);
     sock.set(zmq::sockopt::linger, 0);
+    if (options_.configure_socket) options_.configure_socket(sock);
     sock.connect(options_.endpoint);
     auto send = [&](const Expected<std::string>& bytes) {
       if (!bytes.ok()) {
@@ -41,6 +42,12 @@ void WorkerLoop::Slot(unsigned index) {
     send(wire::EncodeWorkerHello(hello));
     while (true) {
       zmq::message_t msg;
+      if (options_.draining) {
+        // Idle: leave as soon as the worker drains.
+        zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+        if (options_.draining->load()) return;
+        if (zmq::poll(&item, 1, std::chrono::milliseconds(200)) <= 0) continue;
+      }
       if (!sock.recv(msg)) continue;
       std::string_view bytes(static_cast<const char*>(msg.data()), msg.size());
       auto type = wire::PeekMessageType(bytes);
@@ -57,8 +64,10 @@ void WorkerLoop::Slot(unsigned index) {
       }
       ProgressFn progress = [&](const wire::ProgressData& p) { send(wire::EncodeProgress(p)); };
       wire::StageResultData result;
+      if (options_.on_start) options_.on_start(*job);
       Expected<wire::StageResultData> r = [&]() -> Expected<wire::StageResultData> {
         try {
+          if (options_.prepare) MF_TRY_VOID(options_.prepare(*job));
           return ExecuteStage(*job, env_, progress);
         } catch (const std::exception& e) {
           return MakeError(ErrorKind::kInternal, "worker.exception", e.what());
@@ -72,6 +81,7 @@ void WorkerLoop::Slot(unsigned index) {
         result.error = std::move(r).error();
       }
       send(wire::EncodeStageResult(result));
+      if (options_.on_end) options_.on_end(*job, result);
     }
   } catch (const zmq::error_t& e) {
     if (e.num() != ETERM) MF_LOG_ERROR("worker slot {}: {}", index, e.what());

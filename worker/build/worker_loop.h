@@ -6,6 +6,7 @@
 // the same code.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 
 namespace zmq {
 class context_t;
+class socket_t;
 }
 
 namespace manifold::worker {
@@ -25,6 +27,17 @@ struct WorkerLoopOptions {
   std::string endpoint;             ///< the coordinator's ROUTER
   unsigned slots = 2;
   std::vector<std::pair<oci::Platform, bool>> platforms;  ///< (platform, emulated)
+
+  /// Farm workers: sets CURVE and socket defaults before connect.
+  std::function<void(zmq::socket_t&)> configure_socket;
+  /// Farm workers: fetches what the job needs (blobs, context, secrets)
+  /// before it runs; an error fails the job.
+  std::function<Expected<void>(const wire::StageJobData&)> prepare;
+  /// Called when a job starts and when it ends (ok = result without error).
+  std::function<void(const wire::StageJobData&)> on_start;
+  std::function<void(const wire::StageJobData&, const wire::StageResultData&)> on_end;
+  /// When set, a slot takes no new job and exits once idle (drain).
+  const std::atomic<bool>* draining = nullptr;
 };
 
 class WorkerLoop {

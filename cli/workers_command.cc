@@ -1,0 +1,80 @@
+// `manifold workers [rm|drain ID]` and `manifold client-key`: the farm from
+// the operator's side (issue 6).
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "coordinator/build/remote_build.h"
+
+namespace manifold::cli {
+namespace {
+
+struct WorkersFlags {
+  std::string coordinator, token, coordinator_key;
+  std::vector<std::string> args;
+};
+
+std::string Bytes(std::uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.1fG", static_cast<double>(b) / (1ull << 30));
+  else std::snprintf(buf, sizeof buf, "%.0fM", static_cast<double>(b) / (1ull << 20));
+  return buf;
+}
+
+}  // namespace
+
+void AddWorkersCommands(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("workers", "List the farm's workers, or drain or remove one");
+  auto f = std::make_shared<WorkersFlags>();
+  cmd->add_option("ARGS", f->args, "nothing (list), rm ID, or drain ID");
+  cmd->add_option("--coordinator", f->coordinator, "HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
+  cmd->add_option("--token", f->token, "The farm's join token (or MANIFOLD_TOKEN)");
+  cmd->add_option("--coordinator-key", f->coordinator_key, "The coordinator's public key (with allow-client)");
+  cmd->callback([f, exit_code] {
+    wire::WorkersRequestData req;
+    if (!f->args.empty()) {
+      if (f->args.size() != 2 || (f->args[0] != "rm" && f->args[0] != "drain")) {
+        std::cerr << "error: usage: manifold workers [rm ID | drain ID]\n";
+        *exit_code = 2;
+        return;
+      }
+      req.action = f->args[0];
+      req.worker_id = f->args[1];
+    }
+    auto target = RemoteTargetFrom(f->coordinator, f->token, f->coordinator_key);
+    if (target.address.empty()) {
+      std::cerr << "error: no --coordinator (or MANIFOLD_COORDINATOR)\n";
+      *exit_code = 2;
+      return;
+    }
+    auto reply = coordinator::RemoteWorkers(target, req);
+    if (!reply.ok()) {
+      PrintError(reply.error());
+      *exit_code = 1;
+      return;
+    }
+    if (req.action == "rm") std::cerr << "removed worker " << req.worker_id << "\n";
+    if (req.action == "drain") std::cerr << "draining worker " << req.worker_id << "\n";
+    std::printf("%-20s %-22s %-9s %-5s %-6s %s\n", "ID", "ADDRESS", "STATE", "JOBS", "CPUS", "PLATFORMS");
+    for (const auto& w : reply->workers) {
+      std::string plats;
+      for (const auto& [p, emu] : w.platforms) plats += (plats.empty() ? "" : ",") + p.ToString() + (emu ? "(emulated)" : "");
+      std::printf("%-20s %-22s %-9s %u/%-3u %-6u %s  mem %s disk %s\n", w.worker_id.c_str(),
+                  w.address.c_str(), w.state.c_str(), w.running_jobs, w.slots, w.cpus, plats.c_str(),
+                  Bytes(w.memory_bytes).c_str(), Bytes(w.disk_free_bytes).c_str());
+    }
+  });
+  auto* key = app.add_subcommand("client-key",
+                                 "Print this client's CURVE public key (for manifold-coordinator allow-client)");
+  key->callback([exit_code] {
+    auto k = coordinator::ClientPublicKey("");
+    if (!k.ok()) {
+      PrintError(k.error());
+      *exit_code = 1;
+      return;
+    }
+    std::cout << *k << "\n";
+  });
+}
+
+}  // namespace manifold::cli

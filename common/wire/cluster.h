@@ -1,0 +1,169 @@
+// The farm's messages (schemas/cluster.capnp) to and from plain C++ types:
+// joining, heartbeats, the worker list, blob transfer and builds submitted by
+// a client. Same rules as stage_job.h: validated at decode, bounded on both
+// sides, errors naming the field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/base/error.h"
+#include "common/base/expected.h"
+#include "common/oci/platform.h"
+#include "common/wire/codec.h"
+#include "common/wire/stage_job.h"
+
+namespace manifold::wire {
+
+using PlatformList = std::vector<std::pair<oci::Platform, bool>>;  ///< (platform, emulated)
+
+struct JoinData {
+  std::string worker_id;  ///< wanted id; "" = the coordinator picks
+  std::string public_key;  ///< Z85
+  std::string hostname;
+  PlatformList platforms;
+  std::uint32_t slots = 1;
+  std::string peer_endpoint;  ///< tcp://HOST:PORT
+  std::uint32_t cpus = 0;
+  std::uint64_t memory_bytes = 0;
+  std::string software_version;
+};
+Expected<std::string> EncodeJoin(const JoinData& j);
+Expected<JoinData> DecodeJoin(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct JoinReplyData {
+  std::string worker_id;
+  std::uint32_t heartbeat_interval_ms = 0;
+  std::optional<Error> error;
+};
+Expected<std::string> EncodeJoinReply(const JoinReplyData& r);
+Expected<JoinReplyData> DecodeJoinReply(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct HeartbeatData {
+  std::string worker_id;
+  PlatformList platforms;
+  std::uint32_t slots = 0;
+  std::vector<std::string> running_jobs;
+  std::uint64_t disk_free_bytes = 0;
+  std::uint32_t load_milli = 0;
+  bool draining = false;
+  std::string peer_endpoint;
+  std::uint32_t cpus = 0;
+  std::uint64_t memory_bytes = 0;
+  std::string hostname;
+};
+Expected<std::string> EncodeHeartbeat(const HeartbeatData& h);
+Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct MemberData {
+  std::string worker_id;
+  std::string public_key;
+  std::string endpoint;
+};
+struct HeartbeatReplyData {
+  std::vector<MemberData> members;
+  bool drain = false;
+  std::optional<Error> error;
+};
+Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r);
+Expected<HeartbeatReplyData> DecodeHeartbeatReply(std::string_view bytes,
+                                                  const DecodeLimits& limits = {});
+
+/// Largest chunk a blob server sends in one frame.
+inline constexpr std::uint32_t kMaxChunkBytes = 4u << 20;
+
+struct BlobRequestData {
+  std::string digest;  ///< "sha256:<hex>"
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;  ///< 1..kMaxChunkBytes
+};
+Expected<std::string> EncodeBlobRequest(const BlobRequestData& r);
+Expected<BlobRequestData> DecodeBlobRequest(std::string_view bytes,
+                                            const DecodeLimits& limits = {});
+
+struct BlobChunkData {
+  std::string digest;
+  std::uint64_t offset = 0;
+  std::uint64_t total_size = 0;
+  std::optional<Error> error;  ///< set: no payload frame follows
+};
+Expected<std::string> EncodeBlobChunk(const BlobChunkData& c);
+Expected<BlobChunkData> DecodeBlobChunk(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct SubmitBuildData {
+  std::string dockerfile;
+  std::string dockerfile_name = "Dockerfile";
+  std::optional<std::string> dockerignore;
+  std::vector<ContextFileData> context;
+  std::vector<oci::Platform> platforms;
+  std::string target;
+  std::map<std::string, std::string> build_args;
+  std::vector<std::string> tags;
+  bool no_cache = false;
+  std::vector<std::string> no_cache_filter;
+  std::map<std::string, std::string> secrets;
+  std::vector<std::string> allow;
+  std::optional<std::int64_t> source_date_epoch;
+  std::string compression = "gzip";
+  bool pull = false;
+  bool push = false;
+};
+Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s);
+Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes,
+                                            const DecodeLimits& limits = {});
+
+struct BuildEventData {
+  enum class Kind { kLine, kDone, kFailed, kTrace };
+  Kind kind = Kind::kLine;
+  std::string text;
+  std::optional<Error> error;  ///< kFailed
+  std::string index_digest;    ///< kDone
+  std::vector<std::pair<std::string, std::string>> manifests;  ///< (platform, digest)
+  std::vector<std::pair<std::string, std::string>> pushed;     ///< (reference, digest)
+  std::uint32_t steps_executed = 0, steps_cached = 0, jobs_run = 0, jobs_cached = 0;
+};
+Expected<std::string> EncodeBuildEvent(const BuildEventData& e);
+Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct WorkersRequestData {
+  std::string action = "list";  ///< list, rm, drain
+  std::string worker_id;
+};
+Expected<std::string> EncodeWorkersRequest(const WorkersRequestData& r);
+Expected<WorkersRequestData> DecodeWorkersRequest(std::string_view bytes,
+                                                  const DecodeLimits& limits = {});
+
+struct WorkerInfoData {
+  std::string worker_id;
+  std::string address;
+  PlatformList platforms;
+  std::string state;  ///< ready, busy, draining, lost, revoked
+  std::uint32_t running_jobs = 0;
+  std::uint32_t slots = 0;
+  std::uint32_t cpus = 0;
+  std::uint64_t memory_bytes = 0;
+  std::uint64_t disk_free_bytes = 0;
+  std::string hostname;
+};
+struct WorkersReplyData {
+  std::vector<WorkerInfoData> workers;
+  std::optional<Error> error;
+};
+Expected<std::string> EncodeWorkersReply(const WorkersReplyData& r);
+Expected<WorkersReplyData> DecodeWorkersReply(std::string_view bytes,
+                                              const DecodeLimits& limits = {});
+
+/// Body types of the cluster messages, to dispatch on.
+enum class ClusterType {
+  kJoin, kJoinReply, kHeartbeat, kHeartbeatReply, kBlobRequest, kBlobChunk,
+  kSubmitBuild, kBuildEvent, kWorkersRequest, kWorkersReply, kOther
+};
+/// kOther for any body that is not a cluster message (StageJob, Progress...).
+Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits& limits = {});
+
+}  // namespace manifold::wire

@@ -1,0 +1,54 @@
+// What a build needs from the farm when it runs inside manifold-coordinator
+// instead of the embedded mode (issue 6): remote job slots reached through
+// the coordinator's reactor, the shared cache index, and where blobs live.
+// The planning, keys, scheduling and assembly code is the same Build.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/expected.h"
+#include "common/cache/step_cache.h"
+#include "common/wire/stage_job.h"
+
+namespace manifold::coordinator {
+
+class ClusterBackend {
+ public:
+  virtual ~ClusterBackend() = default;
+
+  /// A message from a job slot, or a slot that went away (its worker was
+  /// lost, drained or revoked): its job must run elsewhere.
+  struct Incoming {
+    std::string slot;
+    std::string bytes;
+    bool lost = false;
+  };
+  virtual void Send(const std::string& slot, const std::string& bytes) = 0;
+  /// nullopt when nothing arrived within `timeout`.
+  virtual std::optional<Incoming> Receive(std::chrono::milliseconds timeout) = 0;
+
+  /// The worker a slot belongs to ("<worker>-s<N>" -> "<worker>").
+  virtual std::string WorkerOf(const std::string& slot) const = 0;
+  /// Running jobs on `worker` (any build), for "least loaded".
+  virtual int Load(const std::string& worker) const = 0;
+
+  /// The shared index's record for `key` whose blobs all have a live holder.
+  virtual Expected<std::optional<cache::StepRecord>> Lookup(const std::string& key) = 0;
+  /// Records `key` -> `record`, held by `worker`.
+  virtual Expected<void> Record(const std::string& key, const cache::StepRecord& record,
+                                const std::string& worker) = 0;
+  /// Where `digest` can be fetched: the coordinator itself (empty holder)
+  /// when its store has it, then live workers.
+  virtual std::vector<wire::BlobHolder> Holders(const std::string& digest) = 0;
+  /// Whether `worker` holds `digest`.
+  virtual bool Holds(const std::string& worker, const std::string& digest) = 0;
+  /// Fetches blobs the coordinator's store lacks from their holders.
+  virtual Expected<void> FetchToStore(const std::vector<std::string>& digests) = 0;
+
+  /// How long a job may wait for a worker of its platform (RELIABILITY H4).
+  virtual std::chrono::milliseconds worker_wait() const = 0;
+};
+
+}  // namespace manifold::coordinator

@@ -1,0 +1,977 @@
+#include "coordinator/daemon/coordinator_daemon.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <streambuf>
+#include <thread>
+#include <utility>
+#include <zmq.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "common/base/log.h"
+#include "common/fs/atomic_file.h"
+#include "common/image/image_store.h"
+#include "common/wire/beacon.h"
+#include "common/wire/blob_transfer.h"
+#include "common/wire/cluster.h"
+#include "common/wire/context_tree.h"
+#include "common/wire/curve.h"
+#include "common/wire/socket_options.h"
+#include "coordinator/build/builder.h"
+#include "coordinator/build/cluster_backend.h"
+#include "coordinator/state/cache_index.h"
+
+namespace manifold::coordinator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Frames = std::vector<std::string>;
+
+std::string Str(const zmq::message_t& m) { return std::string(static_cast<const char*>(m.data()), m.size()); }
+
+/// Receives one multipart message.
+bool RecvAll(zmq::socket_t& s, Frames& out, std::string* user_id = nullptr) {
+  out.clear();
+  while (true) {
+    zmq::message_t m;
+    if (!s.recv(m, zmq::recv_flags::dontwait)) return !out.empty();
+    if (user_id && out.size() == 1) {
+      const char* u = nullptr;
+      try {
+        u = m.gets("User-Id");
+      } catch (const zmq::error_t&) {
+      }
+      *user_id = u ? u : "";
+    }
+    out.push_back(Str(m));
+    if (!m.more()) return true;
+  }
+}
+
+void SendAll(zmq::socket_t& s, const Frames& frames) {
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+std::string StripPrefix(const std::string& s, const std::string& p) {
+  return s.starts_with(p) ? s.substr(p.size()) : "";
+}
+
+struct Keys {
+  wire::CurveKeyPair server, join;
+};
+
+Expected<Keys> LoadKeys(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec)
+    return MakeError(ErrorKind::kInvalidInput, "coordinator.state",
+                     "cannot create the state dir " + state_dir + ": " + ec.message());
+  ::chmod(state_dir.c_str(), 0700);
+  Keys k;
+  MF_TRY(server, wire::LoadOrCreateKeyPair(state_dir + "/coordinator.key"));
+  MF_TRY(join, wire::LoadOrCreateKeyPair(state_dir + "/join.key"));
+  k.server = server;
+  k.join = join;
+  return k;
+}
+
+Expected<std::set<std::string>> LoadClients(const std::string& state_dir) {
+  std::set<std::string> out;
+  std::ifstream in(state_dir + "/clients");
+  std::string line;
+  while (std::getline(in, line))
+    if (wire::IsZ85Key(line)) out.insert(line);
+  return out;
+}
+
+// ---------------------------------------------------------------- state
+
+struct WorkerState {
+  std::string id, key, hostname, endpoint;
+  wire::PlatformList platforms;
+  std::uint32_t slots = 0, cpus = 0, load_milli = 0;
+  std::uint64_t memory = 0, disk_free = 0;
+  bool revoked = false;
+  bool drain = false;     ///< the operator asked (persisted)
+  bool draining = false;  ///< the worker says so
+  bool connected = false;
+  Clock::time_point last_seen;
+  std::set<std::string> busy;  ///< slot ids running a job
+  std::set<std::string> withdrawn;  ///< slots told to the build as gone
+
+  bool Takes() const { return connected && !revoked && !drain && !draining; }
+};
+
+/// Everything the reactor, the ZAP handler and the build thread share.
+struct Shared {
+  std::mutex mu;
+  std::map<std::string, WorkerState> workers;
+  std::set<std::string> clients;
+  Keys keys;
+  std::string state_dir;
+
+  std::mutex index_mu;
+  std::unique_ptr<CacheIndex> index;
+
+  Expected<void> SaveWorkers() {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& [id, w] : workers)
+      j.push_back({{"id", id}, {"key", w.key}, {"hostname", w.hostname}, {"revoked", w.revoked},
+                   {"drain", w.drain}});
+    return fs::WriteFileAtomic(state_dir + "/workers.json", j.dump(1) + "\n");
+  }
+
+  Expected<void> LoadWorkers() {
+    std::ifstream in(state_dir + "/workers.json");
+    if (!in) return Ok();
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_array())
+      return MakeError(ErrorKind::kInvalidInput, "coordinator.state",
+                       state_dir + "/workers.json is not a JSON array");
+    for (const auto& w : j) {
+      if (!w.is_object()) continue;
+      WorkerState s;
+      s.id = w.value("id", "");
+      s.key = w.value("key", "");
+      s.hostname = w.value("hostname", "");
+      s.revoked = w.value("revoked", false);
+      s.drain = w.value("drain", false);
+      if (wire::IsValidWireId(s.id) && wire::IsZ85Key(s.key)) workers[s.id] = s;
+    }
+    return Ok();
+  }
+};
+
+// ---------------------------------------------------------------- build thread
+
+/// A pipe to the reactor: frames out ("send", identity, body...), frames in
+/// ("msg", identity, body... | "lost", slot).
+class Pipe {
+ public:
+  /// `sock` is connected to the reactor's end already (created on the
+  /// reactor thread, handed over before this thread started).
+  explicit Pipe(std::unique_ptr<zmq::socket_t> sock) : sock_(std::move(sock)) {}
+  void Send(const Frames& f) {
+    std::lock_guard lock(mu_);
+    SendAll(*sock_, f);
+  }
+  /// The next message: set aside ones first. nullopt on timeout.
+  std::optional<Frames> Receive(std::chrono::milliseconds timeout) {
+    if (!backlog_.empty()) {
+      Frames f = std::move(backlog_.front());
+      backlog_.pop_front();
+      return f;
+    }
+    return ReceiveFresh(timeout);
+  }
+  std::optional<Frames> ReceiveFresh(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{sock_->handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    Frames f;
+    if (!RecvAll(*sock_, f)) return std::nullopt;
+    return f;
+  }
+  /// Keeps a message for a later Receive (slot news during the upload).
+  void SetAside(Frames f) { backlog_.push_back(std::move(f)); }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<zmq::socket_t> sock_;
+  std::deque<Frames> backlog_;
+};
+
+/// Fetches from the client through the reactor.
+class ClientChannel : public wire::ChunkChannel {
+ public:
+  ClientChannel(Pipe& pipe, std::string client) : pipe_(pipe), client_(std::move(client)) {}
+  Expected<void> Send(const std::string& request) override {
+    pipe_.Send({"send", client_, request});
+    return Ok();
+  }
+  Expected<std::pair<std::string, std::string>> Receive(std::chrono::milliseconds timeout) override {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      auto f = pipe_.ReceiveFresh(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      if (!f) break;
+      if (f->size() >= 3 && (*f)[0] == "msg" && (*f)[1] == client_)
+        return std::make_pair((*f)[2], f->size() > 3 ? (*f)[3] : std::string());
+      pipe_.SetAside(std::move(*f));
+    }
+    return MakeError(ErrorKind::kTransient, "wire.blob.timeout",
+                     "the client sent nothing for " + std::to_string(timeout.count() / 1000) + " s");
+  }
+
+ private:
+  Pipe& pipe_;
+  std::string client_;
+};
+
+/// Progress lines to the client, one BuildEvent per line.
+class EventBuf : public std::streambuf {
+ public:
+  EventBuf(Pipe& pipe, std::string client) : pipe_(pipe), client_(std::move(client)) {}
+  ~EventBuf() override { Flush(); }
+  void Flush() {
+    if (line_.empty()) return;
+    wire::BuildEventData e;
+    e.kind = wire::BuildEventData::Kind::kLine;
+    e.text = std::move(line_);
+    line_.clear();
+    auto bytes = wire::EncodeBuildEvent(e);
+    if (bytes.ok()) pipe_.Send({"send", client_, *bytes});
+  }
+
+ protected:
+  int overflow(int c) override {
+    if (c == EOF) return 0;
+    line_ += static_cast<char>(c);
+    if (c == '\n' || line_.size() > 64 * 1024) Flush();
+    return c;
+  }
+
+ private:
+  Pipe& pipe_;
+  std::string client_;
+  std::string line_;
+};
+
+class FarmBackend : public ClusterBackend {
+ public:
+  FarmBackend(Shared& shared, Pipe& pipe, zmq::context_t& ctx, image::ImageStore& store,
+              std::chrono::milliseconds worker_wait)
+      : shared_(shared), pipe_(pipe), ctx_(ctx), store_(store), worker_wait_(worker_wait) {}
+
+  void Send(const std::string& slot, const std::string& bytes) override {
+    pipe_.Send({"send", slot, bytes});
+  }
+  std::optional<Incoming> Receive(std::chrono::milliseconds timeout) override {
+    auto f = pipe_.Receive(timeout);
+    if (!f || f->empty()) return std::nullopt;
+    if ((*f)[0] == "lost" && f->size() >= 2) return Incoming{(*f)[1], "", true};
+    if ((*f)[0] == "msg" && f->size() >= 3) return Incoming{(*f)[1], (*f)[2], false};
+    return std::nullopt;
+  }
+  std::string WorkerOf(const std::string& slot) const override {
+    auto p = slot.rfind("-s");
+    return p == std::string::npos ? slot : slot.substr(0, p);
+  }
+  int Load(const std::string& worker) const override {
+    std::lock_guard lock(shared_.mu);
+    auto it = shared_.workers.find(worker);
+    return it == shared_.workers.end() ? 0 : static_cast<int>(it->second.busy.size());
+  }
+
+  Expected<std::optional<cache::StepRecord>> Lookup(const std::string& key) override {
+    std::optional<cache::StepRecord> rec;
+    {
+      std::lock_guard lock(shared_.index_mu);
+      MF_TRY(r, shared_.index->GetStep(key));
+      rec = std::move(r);
+    }
+    if (!rec) return rec;
+    if (Holders(rec->config_digest).empty()) return std::optional<cache::StepRecord>();
+    for (const auto& l : rec->layers)
+      if (Holders(l.digest).empty()) return std::optional<cache::StepRecord>();
+    return rec;
+  }
+
+  Expected<void> Record(const std::string& key, const cache::StepRecord& record,
+                        const std::string& worker) override {
+    std::lock_guard lock(shared_.index_mu);
+    MF_TRY_VOID(shared_.index->PutStep(key, record));
+    MF_TRY_VOID(shared_.index->AddHolder(record.config_digest, worker));
+    for (const auto& l : record.layers) MF_TRY_VOID(shared_.index->AddHolder(l.digest, worker));
+    return Ok();
+  }
+
+  std::vector<wire::BlobHolder> Holders(const std::string& digest) override {
+    std::vector<wire::BlobHolder> out;
+    auto has = store_.blobs().Has(digest);
+    if (has.ok() && *has) out.push_back({});
+    std::vector<std::string> ids;
+    {
+      std::lock_guard lock(shared_.index_mu);
+      auto h = shared_.index->Holders(digest);
+      if (h.ok()) ids = std::move(*h);
+    }
+    std::lock_guard lock(shared_.mu);
+    for (const auto& id : ids) {
+      auto it = shared_.workers.find(id);
+      if (it == shared_.workers.end() || !it->second.connected || it->second.revoked ||
+          it->second.endpoint.empty())
+        continue;
+      out.push_back({it->second.endpoint, it->second.key});
+    }
+    return out;
+  }
+
+  bool Holds(const std::string& worker, const std::string& digest) override {
+    std::lock_guard lock(shared_.index_mu);
+    auto h = shared_.index->Holders(digest);
+    return h.ok() && std::find(h->begin(), h->end(), worker) != h->end();
+  }
+
+  Expected<void> FetchToStore(const std::vector<std::string>& digests) override {
+    for (const auto& d : digests) {
+      MF_TRY(has, store_.blobs().Has(d));
+      if (has) continue;
+      std::optional<Error> last;
+      bool ok = false;
+      for (const auto& h : Holders(d)) {
+        if (h.endpoint.empty()) continue;
+        zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
+        wire::MakeCurveClient(sock, shared_.keys.server, h.public_key);
+        (void)wire::ApplySocketDefaults(sock);
+        sock.set(zmq::sockopt::linger, 0);
+        sock.connect(h.endpoint);
+        wire::DealerChannel ch(sock);
+        wire::FetchOptions fo;
+        fo.idle_timeout = std::chrono::seconds(20);
+        auto got = wire::FetchBlob(ch, d, store_.blobs(), fo);
+        if (got.ok()) {
+          ok = true;
+          break;
+        }
+        last = std::move(got).error();
+      }
+      if (!ok)
+        return MakeError(ErrorKind::kTransient, "coordinator.fetch",
+                         "no worker could send " + d + (last ? ": " + last->message : ""));
+    }
+    return Ok();
+  }
+
+  std::chrono::milliseconds worker_wait() const override { return worker_wait_; }
+
+ private:
+  Shared& shared_;
+  Pipe& pipe_;
+  zmq::context_t& ctx_;
+  image::ImageStore& store_;
+  std::chrono::milliseconds worker_wait_;
+};
+
+struct ActiveBuild {
+  std::string client;  ///< ROUTER identity
+  std::string pipe_endpoint;
+  std::unique_ptr<zmq::socket_t> pipe;  ///< reactor side
+  std::thread thread;
+  std::atomic<bool> finished{false};
+};
+
+void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t& ctx,
+                    std::unique_ptr<zmq::socket_t> pipe_socket, const std::string& client,
+                    wire::SubmitBuildData submit, int number) {
+  Pipe pipe(std::move(pipe_socket));
+  auto send_event = [&](const wire::BuildEventData& e) {
+    auto bytes = wire::EncodeBuildEvent(e);
+    if (bytes.ok()) pipe.Send({"send", client, *bytes});
+  };
+  auto fail = [&](Error e) {
+    MF_LOG_INFO("build {} failed: {}", number, e.message);
+    wire::BuildEventData ev;
+    ev.kind = wire::BuildEventData::Kind::kFailed;
+    ev.error = std::move(e);
+    send_event(ev);
+  };
+  std::string context_dir = cfg.state_dir + "/contexts/build-" + std::to_string(number);
+  auto run = [&]() -> Expected<void> {
+    MF_TRY(store, image::ImageStore::Open(cfg.state_dir));
+    // 1. The context: only the files this coordinator lacks come up.
+    std::set<std::string> missing;
+    for (const auto& f : submit.context)
+      if (S_ISREG(f.mode) && !f.digest.empty()) {
+        MF_TRY(has, store->blobs().Has(f.digest));
+        if (!has) missing.insert(f.digest);
+      }
+    std::uint64_t bytes = 0;
+    ClientChannel channel(pipe, client);
+    for (const auto& d : missing) {
+      wire::FetchOptions fo;
+      fo.idle_timeout = std::chrono::seconds(60);
+      MF_TRY(n, wire::FetchBlob(channel, d, store->blobs(), fo));
+      bytes += n;
+    }
+    {
+      wire::BuildEventData ev;
+      ev.text = "context: " + std::to_string(submit.context.size()) + " entries, " +
+                std::to_string(missing.size()) + " files uploaded (" + std::to_string(bytes) +
+                " bytes)\n";
+      send_event(ev);
+    }
+    ::mkdir((cfg.state_dir + "/contexts").c_str(), 0700);
+    MF_TRY_VOID(wire::MaterializeContext(context_dir, submit.context, store->blobs()));
+    store.reset();
+
+    // 2. The build, as the embedded one, with the farm behind it.
+    MF_TRY(fstore, image::ImageStore::Open(cfg.state_dir));
+    FarmBackend backend(shared, pipe, ctx, *fstore, cfg.worker_wait);
+    BuildRequest req;
+    req.context_dir = context_dir;
+    req.dockerfile_content = submit.dockerfile;
+    req.dockerfile_name = submit.dockerfile_name;
+    req.dockerignore_content = submit.dockerignore;
+    req.platforms = submit.platforms;
+    req.target = submit.target;
+    req.build_args = submit.build_args;
+    req.tags = submit.tags;
+    req.no_cache = submit.no_cache;
+    req.no_cache_filter = submit.no_cache_filter;
+    req.secrets = submit.secrets;
+    req.allow = submit.allow;
+    req.source_date_epoch = submit.source_date_epoch;
+    req.compression = submit.compression;
+    req.pull = submit.pull;
+    req.push = submit.push;
+    req.progress = "plain";
+    req.state_dir = cfg.state_dir;
+    req.registry = cfg.registry;
+    req.cluster = &backend;
+    std::string trace;
+    req.trace_out = &trace;
+    EventBuf buf(pipe, client);
+    std::ostream out(&buf);
+    auto summary = RunBuild(req, out);
+    out.flush();
+    buf.Flush();
+    if (!summary.ok()) return std::move(summary).error();
+    if (!trace.empty()) {
+      wire::BuildEventData ev;
+      ev.kind = wire::BuildEventData::Kind::kTrace;
+      ev.text = trace;
+      send_event(ev);
+    }
+    wire::BuildEventData done;
+    done.kind = wire::BuildEventData::Kind::kDone;
+    done.index_digest = summary->index_digest;
+    done.manifests = summary->manifests;
+    done.pushed = summary->pushed;
+    done.steps_executed = static_cast<std::uint32_t>(summary->steps_executed);
+    done.steps_cached = static_cast<std::uint32_t>(summary->steps_cached);
+    done.jobs_run = static_cast<std::uint32_t>(summary->jobs_run);
+    done.jobs_cached = static_cast<std::uint32_t>(summary->jobs_cached);
+    send_event(done);
+    MF_LOG_INFO("build {} done: {} ({} steps run, {} cached)", number, summary->index_digest,
+                summary->steps_executed, summary->steps_cached);
+    return Ok();
+  };
+  auto r = run();
+  if (!r.ok()) fail(std::move(r).error());
+  std::error_code ec;
+  std::filesystem::remove_all(context_dir, ec);
+  pipe.Send({"done"});
+}
+
+// ---------------------------------------------------------------- reactor
+
+class Coordinator {
+ public:
+  Coordinator(const CoordinatorConfig& cfg, const std::atomic<bool>& stop) : cfg_(cfg), stop_(stop) {}
+
+  Expected<void> Run() {
+    MF_TRY(keys, LoadKeys(cfg_.state_dir));
+    shared_.keys = keys;
+    shared_.state_dir = cfg_.state_dir;
+    MF_TRY(clients, LoadClients(cfg_.state_dir));
+    shared_.clients = std::move(clients);
+    MF_TRY_VOID(shared_.LoadWorkers());
+    MF_TRY(index, CacheIndex::Open(cfg_.state_dir + "/index.db"));
+    shared_.index = std::move(index);
+    MF_TRY(store, image::ImageStore::Open(cfg_.state_dir));
+    store_ = std::move(store);
+    // Leftovers of builds that were running when the coordinator died.
+    std::error_code ec;
+    std::filesystem::remove_all(cfg_.state_dir + "/contexts", ec);
+
+    MF_TRY(zap, wire::ZapHandler::Start(ctx_, [this](const std::string& key) { return Authorize(key); }));
+    zap_ = std::move(zap);
+
+    auto colon = cfg_.listen.rfind(':');
+    if (colon == std::string::npos)
+      return MakeError(ErrorKind::kInvalidInput, "coordinator.listen",
+                       "--listen \"" + cfg_.listen + "\" is not ADDR:PORT");
+    router_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
+    wire::MakeCurveServer(*router_, shared_.keys.server);
+    MF_TRY_VOID(wire::ApplySocketDefaults(*router_));
+    router_->set(zmq::sockopt::router_mandatory, 1);
+    router_->set(zmq::sockopt::linger, 0);
+    try {
+      router_->bind("tcp://" + cfg_.listen);
+    } catch (const zmq::error_t& e) {
+      return MakeError(ErrorKind::kInvalidInput, "coordinator.listen",
+                       "cannot listen on " + cfg_.listen + ": " + e.what());
+    }
+    std::string bound = router_->get(zmq::sockopt::last_endpoint);
+    port_ = static_cast<std::uint16_t>(std::atoi(bound.substr(bound.rfind(':') + 1).c_str()));
+    MF_LOG_INFO("coordinator listening on {} (key {})", bound, wire::KeyFingerprint(shared_.keys.server.public_key));
+    if (!cfg_.beacon_address.empty()) {
+      MF_TRY(beacon, wire::BeaconSender::Create(cfg_.beacon_address, cfg_.beacon_port, port_,
+                                                wire::KeyFingerprint(shared_.keys.server.public_key)));
+      beacon_ = std::move(beacon);
+      MF_LOG_INFO("announcing on UDP {}:{}", cfg_.beacon_address, cfg_.beacon_port);
+    }
+    Loop();
+    if (active_) {
+      active_->thread.join();
+      active_.reset();
+    }
+    router_.reset();
+    zap_.reset();
+    return Ok();
+  }
+
+ private:
+  std::optional<std::string> Authorize(const std::string& key) {
+    if (key == shared_.keys.join.public_key) return std::string("join");
+    std::lock_guard lock(shared_.mu);
+    for (const auto& [id, w] : shared_.workers)
+      if (w.key == key) {
+        if (w.revoked) return std::nullopt;
+        return "worker:" + id;
+      }
+    if (shared_.clients.count(key)) return std::string("client");
+    // `manifold-coordinator allow-client` may have added it since.
+    auto clients = LoadClients(shared_.state_dir);
+    if (clients.ok()) shared_.clients = std::move(*clients);
+    if (shared_.clients.count(key)) return std::string("client");
+    return std::nullopt;
+  }
+
+  void Loop() {
+    auto next_tick = Clock::now();
+    while (!stop_) {
+      std::vector<zmq::pollitem_t> items{{router_->handle(), 0, ZMQ_POLLIN, 0}};
+      if (active_) items.push_back({active_->pipe->handle(), 0, ZMQ_POLLIN, 0});
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+      try {
+        if (items[0].revents & ZMQ_POLLIN) {
+          Frames f;
+          std::string user;
+          for (int i = 0; i < 256 && RecvAll(*router_, f, &user); ++i) OnRouter(f, user);
+        }
+        if (active_ && items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) {
+          Frames f;
+          while (active_ && RecvAll(*active_->pipe, f)) OnPipe(f);
+        }
+      } catch (const zmq::error_t& e) {
+        MF_LOG_ERROR("reactor: {}", e.what());
+      }
+      if (Clock::now() >= next_tick) {
+        Tick();
+        next_tick = Clock::now() + std::chrono::milliseconds(250);
+      }
+      if (!active_ && !queue_.empty()) StartBuild();
+    }
+  }
+
+  // ------------------------------------------------------------ timers
+
+  void Tick() {
+    auto now = Clock::now();
+    std::vector<std::string> lost_slots;
+    {
+      std::lock_guard lock(shared_.mu);
+      for (auto& [id, w] : shared_.workers) {
+        if (!w.connected || now - w.last_seen < cfg_.heartbeat_timeout) continue;
+        w.connected = false;
+        MF_LOG_WARN("worker {} lost (silent for {} ms); its jobs run elsewhere", id,
+                    cfg_.heartbeat_timeout.count());
+        for (std::uint32_t i = 0; i < w.slots; ++i) lost_slots.push_back(id + "-s" + std::to_string(i));
+        w.busy.clear();
+      }
+    }
+    for (const auto& s : lost_slots) ToBuild({"lost", s});
+    if (beacon_ && now >= next_beacon_) {
+      auto r = beacon_->Announce();
+      if (!r.ok()) MF_LOG_DEBUG("beacon: {}", r.error().message);
+      next_beacon_ = now + std::chrono::seconds(2);
+    }
+  }
+
+  // ------------------------------------------------------------ dispatch
+
+  void Reply(const std::string& identity, const Expected<std::string>& bytes) {
+    if (!bytes.ok()) {
+      MF_LOG_ERROR("cannot encode a reply: {}", bytes.error().ToString());
+      return;
+    }
+    Send({identity, *bytes});
+  }
+
+  /// Sends on the ROUTER; false when the peer is gone.
+  bool Send(const Frames& f) {
+    try {
+      SendAll(*router_, f);
+      return true;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) return false;
+      throw;
+    }
+  }
+
+  void ToBuild(const Frames& f) {
+    if (active_) SendAll(*active_->pipe, f);
+  }
+
+  void OnRouter(const Frames& f, const std::string& user) {
+    if (f.size() < 2) return;
+    const std::string& identity = f[0];
+    const std::string& body = f[1];
+    auto type = wire::PeekClusterType(body);
+    if (!type.ok()) {
+      MF_LOG_WARN("dropped a message from {}: {}", user, type.error().message);
+      return;
+    }
+    const std::string worker = StripPrefix(user, "worker:");
+    const bool client = user == "join" || user == "client";
+    switch (*type) {
+      case wire::ClusterType::kJoin:
+        if (user == "join") return OnJoin(identity, body);
+        break;
+      case wire::ClusterType::kHeartbeat:
+        if (!worker.empty()) return OnHeartbeat(identity, worker, body);
+        break;
+      case wire::ClusterType::kBlobRequest:
+        return OnBlobRequest(identity, body);
+      case wire::ClusterType::kBlobChunk:
+        if (active_ && identity == active_->client) {
+          Frames fw{"msg", identity, body};
+          if (f.size() > 2) fw.push_back(f[2]);
+          ToBuild(fw);
+          return;
+        }
+        return;
+      case wire::ClusterType::kSubmitBuild:
+        if (client) return OnSubmit(identity, body);
+        break;
+      case wire::ClusterType::kWorkersRequest:
+        if (client) return OnWorkers(identity, body);
+        break;
+      case wire::ClusterType::kOther:
+        if (!worker.empty()) return OnSlot(identity, worker, body);
+        break;
+      default:
+        break;
+    }
+    MF_LOG_WARN("refused a message of this type from {} ({})", user.empty() ? "?" : user, identity.size());
+  }
+
+  void OnJoin(const std::string& identity, const std::string& body) {
+    auto j = wire::DecodeJoin(body);
+    wire::JoinReplyData reply;
+    reply.heartbeat_interval_ms = 1000;
+    if (!j.ok()) {
+      reply.error = std::move(j).error();
+      return Reply(identity, wire::EncodeJoinReply(reply));
+    }
+    std::lock_guard lock(shared_.mu);
+    std::string id;
+    for (auto& [wid, w] : shared_.workers)
+      if (w.key == j->public_key) id = wid;
+    if (!id.empty() && shared_.workers[id].revoked) {
+      reply.error = MakeError(ErrorKind::kSecurity, "coordinator.worker.revoked",
+                              "worker " + id + " was removed (manifold workers rm); use a new key");
+      MF_LOG_WARN("refused the join of revoked worker {} (key {})", id, wire::KeyFingerprint(j->public_key));
+      return Reply(identity, wire::EncodeJoinReply(reply));
+    }
+    if (id.empty()) {
+      id = j->worker_id.empty() ? "w-" + wire::KeyFingerprint(j->public_key).substr(0, 8) : j->worker_id;
+      if (shared_.workers.count(id)) id = id.substr(0, 40) + "-" + wire::KeyFingerprint(j->public_key).substr(0, 8);
+      WorkerState w;
+      w.id = id;
+      w.key = j->public_key;
+      w.hostname = j->hostname;
+      shared_.workers[id] = w;
+      auto saved = shared_.SaveWorkers();
+      if (!saved.ok()) {
+        shared_.workers.erase(id);
+        reply.error = std::move(saved).error();
+        return Reply(identity, wire::EncodeJoinReply(reply));
+      }
+      MF_LOG_INFO("admitted worker {} ({}, key {})", id, j->hostname, wire::KeyFingerprint(j->public_key));
+    }
+    reply.worker_id = id;
+    Reply(identity, wire::EncodeJoinReply(reply));
+  }
+
+  void OnHeartbeat(const std::string& identity, const std::string& worker, const std::string& body) {
+    auto h = wire::DecodeHeartbeat(body);
+    if (!h.ok() || h->worker_id != worker) {
+      MF_LOG_WARN("bad heartbeat from worker {}: {}", worker, h.ok() ? "id mismatch" : h.error().message);
+      return;
+    }
+    wire::HeartbeatReplyData reply;
+    Frames hellos;
+    wire::PlatformList platforms;
+    std::vector<std::string> withdraw;
+    {
+      std::lock_guard lock(shared_.mu);
+      auto& w = shared_.workers[worker];
+      if (w.revoked) {
+        reply.error = MakeError(ErrorKind::kSecurity, "coordinator.worker.revoked", "worker " + worker + " was removed");
+      } else {
+        bool was = w.Takes();
+        if (!w.connected) MF_LOG_INFO("worker {} ready: {} slots, {}", worker, h->slots, h->peer_endpoint);
+        w.connected = true;
+        w.last_seen = Clock::now();
+        w.platforms = h->platforms;
+        w.slots = h->slots;
+        w.cpus = h->cpus;
+        w.memory = h->memory_bytes;
+        w.disk_free = h->disk_free_bytes;
+        w.load_milli = h->load_milli;
+        w.endpoint = h->peer_endpoint;
+        w.hostname = h->hostname;
+        if (h->draining && !w.draining) MF_LOG_INFO("worker {} is draining", worker);
+        w.draining = h->draining;
+        if (!was && w.Takes()) {
+          w.withdrawn.clear();
+          for (std::uint32_t i = 0; i < w.slots; ++i) hellos.push_back(worker + "-s" + std::to_string(i));
+        }
+        if (!w.Takes()) withdraw = Withdraw(w);
+        reply.drain = w.drain;
+        for (const auto& [id, m] : shared_.workers)
+          if (!m.revoked && m.connected) reply.members.push_back({id, m.key, m.endpoint});
+      }
+      platforms = w.platforms;
+    }
+    Reply(identity, wire::EncodeHeartbeatReply(reply));
+    for (const auto& slot : hellos) HelloToBuild(slot, platforms);
+    for (const auto& slot : withdraw) ToBuild({"lost", slot});
+  }
+
+  /// Idle slots of a worker that takes no new jobs, not yet withdrawn.
+  static std::vector<std::string> Withdraw(WorkerState& w) {
+    std::vector<std::string> out;
+    for (std::uint32_t i = 0; i < w.slots; ++i) {
+      std::string s = w.id + "-s" + std::to_string(i);
+      if (w.busy.count(s) || w.withdrawn.count(s)) continue;
+      w.withdrawn.insert(s);
+      out.push_back(s);
+    }
+    return out;
+  }
+
+  void HelloToBuild(const std::string& slot, const wire::PlatformList& platforms) {
+    if (!active_) return;
+    wire::WorkerHelloData hello;
+    hello.worker_id = slot;
+    hello.platforms = platforms;
+    hello.slots = 1;
+    auto bytes = wire::EncodeWorkerHello(hello);
+    if (bytes.ok()) ToBuild({"msg", slot, *bytes});
+  }
+
+  void OnSlot(const std::string& identity, const std::string& worker, const std::string& body) {
+    // A job slot speaks for its own worker only (RELIABILITY G8).
+    if (!identity.starts_with(worker + "-s")) {
+      MF_LOG_WARN("worker {} sent a job message as \"{}\"; refused", worker, identity.substr(0, 64));
+      return;
+    }
+    auto type = wire::PeekMessageType(body);
+    if (!type.ok()) return;
+    if (*type == wire::MessageType::kWorkerHello) return;  // slots are known from heartbeats
+    std::vector<std::string> withdraw;
+    if (*type == wire::MessageType::kStageResult) {
+      std::lock_guard lock(shared_.mu);
+      auto& w = shared_.workers[worker];
+      w.busy.erase(identity);
+      if (!w.Takes()) withdraw = Withdraw(w);
+    }
+    ToBuild({"msg", identity, body});
+    for (const auto& s : withdraw) ToBuild({"lost", s});
+  }
+
+  void OnBlobRequest(const std::string& identity, const std::string& body) {
+    auto frames = wire::AnswerBlobRequest(body, [this](const std::string& digest) -> Expected<std::string> {
+      MF_TRY(has, store_->blobs().Has(digest));
+      if (!has) return cas::NotFoundError(digest);
+      return store_->blobs().BlobPath(digest);
+    });
+    if (frames.empty()) return;
+    Frames out{identity};
+    for (auto& fr : frames) out.push_back(std::move(fr));
+    Send(out);
+  }
+
+  void OnSubmit(const std::string& identity, const std::string& body) {
+    auto s = wire::DecodeSubmitBuild(body);
+    if (!s.ok()) {
+      wire::BuildEventData ev;
+      ev.kind = wire::BuildEventData::Kind::kFailed;
+      ev.error = std::move(s).error();
+      return Reply(identity, wire::EncodeBuildEvent(ev));
+    }
+    queue_.push_back({identity, std::move(*s)});
+    if (active_ || queue_.size() > 1) {
+      wire::BuildEventData ev;
+      ev.text = "queued behind " + std::to_string(queue_.size() - 1 + (active_ ? 1 : 0)) + " build(s)\n";
+      Reply(identity, wire::EncodeBuildEvent(ev));
+    }
+  }
+
+  void StartBuild() {
+    auto [client, submit] = std::move(queue_.front());
+    queue_.pop_front();
+    int number = ++builds_;
+    active_ = std::make_unique<ActiveBuild>();
+    active_->client = client;
+    active_->pipe_endpoint = "inproc://build-" + std::to_string(number);
+    active_->pipe = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    active_->pipe->set(zmq::sockopt::linger, 0);
+    active_->pipe->bind(active_->pipe_endpoint);
+    auto build_end = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    build_end->set(zmq::sockopt::linger, 0);
+    build_end->connect(active_->pipe_endpoint);
+    MF_LOG_INFO("build {} started ({} platforms, {} context entries)", number, submit.platforms.size(),
+                submit.context.size());
+    active_->thread = std::thread(RunBuildThread, std::ref(shared_), std::cref(cfg_), std::ref(ctx_),
+                                  std::move(build_end), client, std::move(submit), number);
+    // The build learns the slots it may use.
+    std::vector<std::pair<std::string, wire::PlatformList>> slots;
+    {
+      std::lock_guard lock(shared_.mu);
+      for (auto& [id, w] : shared_.workers) {
+        if (!w.Takes()) continue;
+        for (std::uint32_t i = 0; i < w.slots; ++i) slots.emplace_back(id + "-s" + std::to_string(i), w.platforms);
+      }
+    }
+    for (const auto& [s, p] : slots) HelloToBuild(s, p);
+  }
+
+  void OnPipe(const Frames& f) {
+    if (f.empty()) return;
+    if (f[0] == "done") {
+      active_->thread.join();
+      active_.reset();
+      return;
+    }
+    if (f[0] != "send" || f.size() < 3) return;
+    const std::string& to = f[1];
+    auto type = wire::PeekMessageType(f[2]);
+    bool job = type.ok() && *type == wire::MessageType::kStageJob;
+    std::string worker;
+    if (job) {
+      worker = to.substr(0, to.rfind("-s"));
+      std::lock_guard lock(shared_.mu);
+      shared_.workers[worker].busy.insert(to);
+    }
+    Frames out(f.begin() + 1, f.end());
+    if (!Send(out) && job) {
+      {
+        std::lock_guard lock(shared_.mu);
+        shared_.workers[worker].busy.erase(to);
+      }
+      MF_LOG_WARN("job slot {} is not connected; the job goes elsewhere", to);
+      ToBuild({"lost", to});
+    }
+  }
+
+  void OnWorkers(const std::string& identity, const std::string& body) {
+    auto req = wire::DecodeWorkersRequest(body);
+    wire::WorkersReplyData reply;
+    if (!req.ok()) {
+      reply.error = std::move(req).error();
+      return Reply(identity, wire::EncodeWorkersReply(reply));
+    }
+    std::vector<std::string> withdraw;
+    {
+      std::lock_guard lock(shared_.mu);
+      if (req->action != "list") {
+        auto it = shared_.workers.find(req->worker_id);
+        if (it == shared_.workers.end()) {
+          reply.error = MakeError(ErrorKind::kInvalidInput, "coordinator.worker.unknown",
+                                  "no worker \"" + req->worker_id + "\"");
+          return Reply(identity, wire::EncodeWorkersReply(reply));
+        }
+        auto& w = it->second;
+        if (req->action == "drain") {
+          w.drain = true;
+          MF_LOG_INFO("worker {} drained by the operator", w.id);
+          withdraw = Withdraw(w);
+        } else {
+          w.revoked = true;
+          w.connected = false;
+          MF_LOG_INFO("worker {} removed by the operator (key {} refused from now on)", w.id,
+                      wire::KeyFingerprint(w.key));
+          for (std::uint32_t i = 0; i < w.slots; ++i) withdraw.push_back(w.id + "-s" + std::to_string(i));
+          std::lock_guard ilock(shared_.index_mu);
+          (void)shared_.index->RemoveWorker(w.id);
+        }
+        auto saved = shared_.SaveWorkers();
+        if (!saved.ok()) reply.error = std::move(saved).error();
+      }
+      for (const auto& [id, w] : shared_.workers) {
+        wire::WorkerInfoData i;
+        i.worker_id = id;
+        i.address = StripPrefix(w.endpoint, "tcp://");
+        i.platforms = w.platforms;
+        i.state = w.revoked ? "revoked"
+                  : !w.connected ? "lost"
+                  : (w.drain || w.draining) ? "draining"
+                  : !w.busy.empty() ? "busy"
+                                    : "ready";
+        i.running_jobs = static_cast<std::uint32_t>(w.busy.size());
+        i.slots = w.slots;
+        i.cpus = w.cpus;
+        i.memory_bytes = w.memory;
+        i.disk_free_bytes = w.disk_free;
+        i.hostname = w.hostname;
+        reply.workers.push_back(std::move(i));
+      }
+    }
+    Reply(identity, wire::EncodeWorkersReply(reply));
+    for (const auto& s : withdraw) ToBuild({"lost", s});
+  }
+
+  const CoordinatorConfig& cfg_;
+  const std::atomic<bool>& stop_;
+  zmq::context_t ctx_{1};
+  Shared shared_;
+  std::unique_ptr<image::ImageStore> store_;
+  std::unique_ptr<wire::ZapHandler> zap_;
+  std::unique_ptr<zmq::socket_t> router_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<wire::BeaconSender> beacon_;
+  Clock::time_point next_beacon_;
+  std::deque<std::pair<std::string, wire::SubmitBuildData>> queue_;
+  std::unique_ptr<ActiveBuild> active_;
+  int builds_ = 0;
+};
+
+}  // namespace
+
+Expected<void> RunCoordinator(const CoordinatorConfig& config, const std::atomic<bool>& stop) {
+  Coordinator c(config, stop);
+  return c.Run();
+}
+
+Expected<std::string> CoordinatorToken(const std::string& state_dir) {
+  MF_TRY(keys, LoadKeys(state_dir));
+  return wire::JoinToken{keys.server.public_key, keys.join.secret_key}.ToString();
+}
+
+Expected<void> AllowClient(const std::string& state_dir, const std::string& public_key) {
+  if (!wire::IsZ85Key(public_key))
+    return MakeError(ErrorKind::kInvalidInput, "coordinator.key",
+                     "\"" + public_key.substr(0, 60) + "\" is not a CURVE public key (40 Z85 characters)");
+  MF_TRY_VOID(LoadKeys(state_dir));
+  MF_TRY(clients, LoadClients(state_dir));
+  clients.insert(public_key);
+  std::string text;
+  for (const auto& c : clients) text += c + "\n";
+  return fs::WriteFileAtomic(state_dir + "/clients", text);
+}
+
+}  // namespace manifold::coordinator
