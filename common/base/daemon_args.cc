@@ -4,13 +4,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "common/base/flat_toml.h"
 
 namespace manifold {
 namespace {
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
 }  // namespace
 
 Expected<DaemonArgs> ParseDaemonArgs(int argc, char** argv, const std::string& default_config,
@@ -79,11 +79,17 @@ Expected<DaemonArgs> ParseDaemonArgs(int argc, char** argv, const std::string& d
 }
 
 const std::atomic<bool>& StopOnSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGINT, &sa, nullptr);
+  // Blocked here, so in every thread started later: no blocking call is
+  // ever interrupted (EINTR); one thread waits for them instead.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (::sigwait(&set, &sig) == 0) g_stop = true;
+  }).detach();
   return g_stop;
 }
 

@@ -24,7 +24,9 @@ Expected<DaemonArgs> ParseDaemonArgs(int argc, char** argv, const std::string& d
                                      const std::vector<std::string>& known,
                                      const std::vector<std::string>& booleans);
 
-/// Installs SIGTERM/SIGINT handlers that set the returned flag.
+/// SIGTERM/SIGINT set the returned flag. Call before starting any thread:
+/// the signals are blocked in the caller (and so in its later threads) and
+/// taken by a sigwait thread.
 const std::atomic<bool>& StopOnSignals();
 
 }  // namespace manifold

@@ -90,9 +90,17 @@ Expected<HelperOutput> RunCredentialHelper(const std::string& name, const std::s
   posix_spawn_file_actions_adddup2(&actions, in_read.get(), 0);
   posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
   std::vector<char*> argv = {program.data(), const_cast<char*>(action.c_str()), nullptr};
+  // The helper gets the usual signals even from a daemon that blocks them.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  int rc = ::posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0)
     return MakeError(ErrorKind::kInternal, "registry.cred_helper",
                      "cannot run " + path + ": " + std::strerror(rc));

@@ -296,9 +296,9 @@ class FarmBackend : public ClusterBackend {
   }
 
   std::vector<wire::BlobHolder> Holders(const std::string& digest) override {
+    // Peers first: workers fetch from each other directly and the
+    // coordinator serves only what no live worker holds.
     std::vector<wire::BlobHolder> out;
-    auto has = store_.blobs().Has(digest);
-    if (has.ok() && *has) out.push_back({});
     std::vector<std::string> ids;
     {
       std::lock_guard lock(shared_.index_mu);
@@ -313,6 +313,8 @@ class FarmBackend : public ClusterBackend {
         continue;
       out.push_back({it->second.endpoint, it->second.key});
     }
+    auto has = store_.blobs().Has(digest);
+    if (has.ok() && *has) out.push_back({});
     return out;
   }
 

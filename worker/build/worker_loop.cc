@@ -39,7 +39,10 @@ void WorkerLoop::Slot(unsigned index) {
     hello.platforms = options_.platforms;
     hello.slots = 1;
     hello.software_version = "0.1.0";
-    send(wire::EncodeWorkerHello(hello));
+    // Best effort: a farm coordinator knows the slots from heartbeats, and
+    // a slot that cannot reach it must still be able to stop.
+    if (auto bytes = wire::EncodeWorkerHello(hello); bytes.ok())
+      (void)sock.send(zmq::buffer(*bytes), zmq::send_flags::dontwait);
     while (true) {
       zmq::message_t msg;
       if (options_.draining) {

@@ -127,9 +127,9 @@ class Daemon {
     MF_TRY_VOID(StartPeerServer());
     MF_TRY_VOID(Join());
     StartSlots();
-    Control();
+    auto r = Control();
     Shutdown();
-    return Ok();
+    return r;
   }
 
  private:
@@ -353,6 +353,9 @@ class Daemon {
       wire::MakeCurveClient(s, keys_, token_.server_public_key);
       (void)wire::ApplySocketDefaults(s);
       s.set(zmq::sockopt::linger, 0);
+      // A coordinator gone for good must not hold a draining slot forever;
+      // what is lost is re-leased by the coordinator anyway.
+      s.set(zmq::sockopt::sndtimeo, 30'000);
     };
     wo.prepare = [this](const wire::StageJobData& job) { return Prepare(job); };
     wo.on_start = [this](const wire::StageJobData& job) {
@@ -395,7 +398,7 @@ class Daemon {
       auto t0 = Clock::now();
       auto got = wire::FetchBlob(ch, src.digest, store_->blobs(), fo);
       if (got.ok()) {
-        MF_LOG_DEBUG("fetched {} ({} bytes) from {} in {} ms", src.digest, *got, endpoint,
+        MF_LOG_INFO("fetched {} ({} bytes) from {} in {} ms", src.digest, *got, endpoint,
                      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
         return Ok();
       }
@@ -450,7 +453,7 @@ class Daemon {
 
   // ------------------------------------------------------------ control
 
-  void Control() {
+  Expected<void> Control() {
     zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
     wire::MakeCurveClient(sock, keys_, token_.server_public_key);
     (void)wire::ApplySocketDefaults(sock);
@@ -460,7 +463,22 @@ class Daemon {
     auto interval = std::chrono::milliseconds(1000);
     auto next = Clock::now();
     auto last_reply = Clock::now();
+    bool answered = false;
+    std::optional<Error> failure;
     while (true) {
+      // Never answered: the coordinator does not know this key (its state
+      // was reset, or the worker was removed). Join again with the token;
+      // a removed worker is refused there, with the reason.
+      if (!answered && !draining_ && Clock::now() - last_reply > std::chrono::seconds(8)) {
+        MF_LOG_WARN("the coordinator does not answer this worker's key; joining again with the token");
+        auto j = JoinWithToken();
+        if (!j.ok() && j.error().code == "worker.join.refused") {
+          MF_LOG_ERROR("{}", j.error().message);
+          failure = std::move(j).error();
+          draining_ = true;
+        }
+        last_reply = Clock::now();
+      }
       if (stop_ && !draining_) {
         MF_LOG_INFO("draining: finishing running jobs, taking no new ones");
         draining_ = true;
@@ -506,6 +524,7 @@ class Daemon {
         continue;
       }
       last_reply = Clock::now();
+      answered = true;
       if (reply->error) {
         if (reply->error->code == "coordinator.worker.revoked") {
           MF_LOG_ERROR("this worker was removed from the cluster: {}", reply->error->message);
@@ -523,6 +542,8 @@ class Daemon {
       peer_keys_.clear();
       for (const auto& mb : reply->members) peer_keys_.insert(mb.public_key);
     }
+    if (failure) return std::move(*failure);
+    return Ok();
   }
 
   void Shutdown() {

@@ -1,0 +1,515 @@
+// The farm end to end (issue 6): manifold-coordinator and manifold-worker as
+// separate processes, each with its own state dir, on 127.0.0.1 (and in
+// network namespaces, joining by beacon), driven by `manifold build
+// --coordinator` and `manifold workers`. Checked through what a user sees:
+// index digests against the embedded build, the trace, the workers list,
+// each daemon's log, and what survives a worker killed mid-RUN.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/tree_compare.h"
+
+namespace manifold::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// A daemon we started: stopped by its PID, never by name.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execvp(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Process() { Stop(); }
+  pid_t pid() const { return pid_; }
+  const std::string& log() const { return log_; }
+  /// SIGTERM, then the exit status (or -1 after 60 s and a SIGKILL).
+  int Stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return status_;
+    ::kill(pid_, sig);
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    int st = 0;
+    while (Clock::now() < deadline) {
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return status_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return -1;
+  }
+  bool Running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    return ::waitpid(pid_, &st, WNOHANG) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string log_;
+};
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return cond();
+}
+
+struct Result {
+  int rc = 0;
+  std::string out;
+  int executed = -1;
+  int cached = -1;
+  std::string digest;
+};
+
+Result Parse(int rc, std::string out) {
+  Result r;
+  r.rc = rc;
+  r.out = std::move(out);
+  std::smatch m;
+  static const std::regex kSummary("steps: ([0-9]+) executed, ([0-9]+) cached");
+  if (std::regex_search(r.out, m, kSummary)) {
+    r.executed = std::stoi(m[1]);
+    r.cached = std::stoi(m[2]);
+  }
+  static const std::regex kDigest("(sha256:[0-9a-f]{64})\\s*$");
+  if (std::regex_search(r.out, m, kDigest)) r.digest = m[1];
+  return r;
+}
+
+constexpr const char* kEpoch = "1700000000";
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    bases_ = new TempDir();
+    for (const char* arch : {"amd64", "arm64"}) {
+      std::string out;
+      int rc = RunCommand("bash tests/testdata/busybox-rootfs.sh " + std::string(arch) + " " +
+                              bases_->path() + "/busybox-" + arch,
+                          &out);
+      ASSERT_EQ(rc, 0) << out;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete bases_;
+    bases_ = nullptr;
+  }
+
+  void SetUp() override {
+    setenv("SOURCE_DATE_EPOCH", kEpoch, 1);
+    port_ = FreePort();
+    address_ = "127.0.0.1:" + std::to_string(port_);
+    coord_state_ = tmp_.path() + "/coordinator";
+  }
+
+  void TearDown() override {
+    workers_.clear();  // SIGTERM: drain and exit
+    coordinator_.reset();
+    unsetenv("SOURCE_DATE_EPOCH");
+    unsetenv("MANIFOLD_ROOT");
+    // A worker killed with SIGKILL leaves its overlay mounted.
+    std::string out;
+    RunCommand("grep -o ' " + tmp_.path() + "[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l", &out);
+  }
+
+  std::string Manifold(const std::string& args, int want = 0, const std::string& root = "") {
+    std::string out;
+    std::string env = "MANIFOLD_ROOT=" + (root.empty() ? tmp_.path() + "/client" : root) + " ";
+    int rc = RunCommand(env + MF_MANIFOLD_BIN + " " + args, &out);
+    EXPECT_EQ(rc, want) << "manifold " << args << "\n" << out;
+    return out;
+  }
+
+  /// busybox:latest for both platforms in `root`'s store, with the same
+  /// history times everywhere (SOURCE_DATE_EPOCH).
+  void ImportBases(const std::string& root) {
+    for (const char* arch : {"amd64", "arm64"})
+      Manifold(std::string("import --platform linux/") + arch + " -t busybox:latest " + bases_->path() +
+                   "/busybox-" + arch,
+               0, root);
+  }
+
+  void StartCoordinator(const std::vector<std::string>& extra = {}) {
+    ImportBases(coord_state_);
+    std::string out;
+    ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + coord_state_, &out), 0) << out;
+    std::istringstream lines(out);
+    for (std::string l; std::getline(lines, l);)
+      if (!l.empty()) token_ = l;
+    ASSERT_EQ(token_.size(), 83u) << out;
+    std::vector<std::string> argv{MF_COORDINATOR_BIN, "--listen", address_, "--state-dir", coord_state_,
+                                  "--heartbeat-timeout", "3", "--worker-wait", "30"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    coordinator_ = std::make_unique<Process>(argv, tmp_.path() + "/coordinator.log");
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find("coordinator listening") != std::string::npos; }))
+        << ReadFile(coordinator_->log());
+  }
+
+  Process& StartWorker(const std::string& id, int slots = 1, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{MF_WORKER_BIN, "--join", address_, "--token", token_, "--listen",
+                                  "127.0.0.1:0", "--state-dir", tmp_.path() + "/" + id, "--id", id,
+                                  "--slots", std::to_string(slots), "--log-level", "debug"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto& p = workers_[id];
+    p = std::make_unique<Process>(argv, tmp_.path() + "/" + id + ".log");
+    EXPECT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find("worker " + id + " ready") != std::string::npos; }))
+        << ReadFile(coordinator_->log()) << ReadFile(p->log());
+    return *p;
+  }
+
+  Result FarmBuild(const std::string& args, const std::string& context, const std::string& root = "") {
+    std::string out;
+    std::string env = "MANIFOLD_ROOT=" + (root.empty() ? tmp_.path() + "/client" : root) + " ";
+    int rc = RunCommand(env + MF_MANIFOLD_BIN + " build --progress plain --coordinator " + address_ +
+                            " --token '" + token_ + "' " + args + " " + context,
+                        &out);
+    return Parse(rc, out);
+  }
+
+  /// Jobs each worker ran, from the trace of the last build.
+  static std::map<std::string, int> SlicesPerWorker(const std::string& trace) {
+    std::map<std::string, int> out;
+    auto j = nlohmann::json::parse(ReadFile(trace));
+    for (const auto& e : j["traceEvents"])
+      if (e["ph"] == "X") out[e["args"].value("worker", "")]++;
+    return out;
+  }
+
+  static TempDir* bases_;
+  TempDir tmp_;
+  int port_ = 0;
+  std::string address_;
+  std::string coord_state_;
+  std::string token_;
+  std::unique_ptr<Process> coordinator_;
+  std::map<std::string, std::unique_ptr<Process>> workers_;
+};
+
+TempDir* ClusterTest::bases_ = nullptr;
+
+// A coordinator and two workers build the multi-stage example for both
+// platforms; the stages spread over both workers and the index is the one
+// the embedded build makes from the same inputs.
+TEST_F(ClusterTest, TwoWorkersBuildTheExampleAsTheEmbeddedBuildDoes) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::string trace = tmp_.path() + "/trace.json";
+  std::string oci = tmp_.path() + "/out.tar";
+  Result r = FarmBuild("--platform linux/amd64,linux/arm64 -t farm/example --trace " + trace +
+                           " -o type=oci,dest=" + oci,
+                       "examples/busybox-multistage");
+  ASSERT_EQ(r.rc, 0) << r.out << ReadFile(coordinator_->log());
+  EXPECT_EQ(r.executed + r.cached, 32) << r.out;
+  EXPECT_NE(r.out.find("jobs: 10 run, 0 cached"), std::string::npos) << r.out;
+  auto slices = SlicesPerWorker(trace);
+  EXPECT_GT(slices["wa"], 0) << r.out;
+  EXPECT_GT(slices["wb"], 0) << r.out;
+  EXPECT_NE(r.out.find("@wa] RUN"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("@wb] RUN"), std::string::npos) << r.out;
+  // Each worker logs every job it ran with its stage, platform and build.
+  std::regex job_line("job [a-z0-9-]+ started: stage [a-z]+ for linux/(amd64|arm64) \\(build [0-9a-f]+\\)");
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()), job_line));
+
+  // The embedded build of the same inputs.
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  std::string out = Manifold("build -q --platform linux/amd64,linux/arm64 examples/busybox-multistage", 0, embedded);
+  EXPECT_EQ(Parse(0, out).digest, r.digest);
+
+  // The client got the image: tagged and written as an OCI archive.
+  EXPECT_TRUE(fs::exists(oci));
+  std::string listed = Manifold("images");
+  EXPECT_NE(listed.find("farm/example"), std::string::npos) << listed;
+
+  // A rebuild from another client runs nothing and gets the same index.
+  Result again = FarmBuild("--platform linux/amd64,linux/arm64", "examples/busybox-multistage",
+                           tmp_.path() + "/client2");
+  ASSERT_EQ(again.rc, 0) << again.out;
+  EXPECT_EQ(again.executed, 0) << again.out;
+  EXPECT_EQ(again.digest, r.digest);
+}
+
+// The context goes up incrementally: a rebuild after editing one file
+// uploads that file only.
+TEST_F(ClusterTest, ContextUploadSendsOnlyWhatTheCoordinatorLacks) {
+  StartCoordinator();
+  StartWorker("wa", 2);
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nCOPY . /app\nRUN cat /app/a.txt\n");
+  WriteFile(ctx + "/a.txt", "alpha\n");
+  WriteFile(ctx + "/sub/b.txt", "beta\n");
+  WriteFile(ctx + "/.dockerignore", "ignored.txt\n");
+  WriteFile(ctx + "/ignored.txt", "never sent\n");
+  Result first = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(first.rc, 0) << first.out;
+  EXPECT_NE(first.out.find("files uploaded"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("| alpha"), std::string::npos) << first.out;
+  WriteFile(ctx + "/a.txt", "alpha 2\n");
+  Result second = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(second.rc, 0) << second.out;
+  EXPECT_NE(second.out.find(", 1 files uploaded (8 bytes)"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("| alpha 2"), std::string::npos) << second.out;
+  // What the embedded build of the same context gives.
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  std::string out = Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded);
+  EXPECT_EQ(Parse(0, out).digest, second.digest);
+}
+
+// A stage built on worker A and then needed on worker B, while A is drained
+// (it serves blobs but takes no jobs): B fetches it from A and runs none of
+// its steps.
+TEST_F(ClusterTest, DrainedWorkerServesItsLayersToTheOneThatNeedsThem) {
+  StartCoordinator();
+  StartWorker("wa", 2);
+  std::string ctx = tmp_.path() + "/ctx";
+  const std::string stage_a =
+      "FROM busybox:latest AS a\nRUN echo built-on-a > /a.txt && seq 1 50000 > /numbers\n";
+  WriteFile(ctx + "/Dockerfile", stage_a);
+  Result first = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(first.rc, 0) << first.out;
+  EXPECT_EQ(first.executed, 1) << first.out;
+
+  StartWorker("wb", 2);
+  std::string out = Manifold("workers drain wa --coordinator " + address_ + " --token '" + token_ + "'");
+  EXPECT_NE(out.find("draining worker wa"), std::string::npos) << out;
+  ASSERT_TRUE(WaitFor([&] {
+    std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+    return std::regex_search(list, std::regex("\nwa +127\\.0\\.0\\.1:[0-9]+ +draining"));
+  }));
+
+  WriteFile(ctx + "/Dockerfile", stage_a + "FROM a AS b\nRUN cat /a.txt && wc -l /numbers\n");
+  Result second = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(second.rc, 0) << second.out << ReadFile(workers_["wb"]->log());
+  EXPECT_EQ(second.executed, 1) << second.out;
+  EXPECT_NE(second.out.find("[linux/amd64 b 1/1 @wb] | built-on-a"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("50000 /numbers"), std::string::npos) << second.out;
+  // B fetched the layer from A's blob server, not from the coordinator.
+  std::string wb_log = ReadFile(workers_["wb"]->log());
+  std::smatch m;
+  const std::string wa_log = ReadFile(workers_["wa"]->log());
+  ASSERT_TRUE(std::regex_search(wa_log, m,
+                                std::regex("serving blobs on (tcp://127\\.0\\.0\\.1:[0-9]+)")));
+  EXPECT_NE(wb_log.find("from " + m[1].str()), std::string::npos) << wb_log;
+  // A ran no job of the second build.
+  EXPECT_EQ(ReadFile(workers_["wa"]->log()).find("stage b"), std::string::npos);
+}
+
+// kill -9 of the worker in the middle of a RUN: its job runs again on the
+// other worker and the index is the one a clean run gives (RELIABILITY H1).
+TEST_F(ClusterTest, WorkerKilledMidRunIsReplacedAndTheIndexIsTheSame) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest\nRUN echo step-started && sleep 4 && echo slow > /slow.txt\n"
+            "RUN cat /slow.txt\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
+                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
+  std::thread build([&] {
+    std::string ignored;
+    RunCommand(cmd, &ignored);
+  });
+  std::smatch m;
+  std::string text;
+  ASSERT_TRUE(WaitFor([&] {
+    text = ReadFile(log);
+    return std::regex_search(text, m, std::regex("@(w[ab])\\] \\| step-started"));
+  })) << text;
+  std::string victim = m[1];
+  std::string survivor = victim == "wa" ? "wb" : "wa";
+  ::kill(workers_[victim]->pid(), SIGKILL);
+  workers_[victim]->Stop();
+  build.join();
+  text = ReadFile(log);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+  EXPECT_NE(text.find("worker " + victim + " lost; the job runs again elsewhere"), std::string::npos) << text;
+  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
+  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
+  // A clean run of the same inputs, embedded.
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  std::string out = Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded);
+  EXPECT_EQ(Parse(0, out).digest, r.digest);
+  // The killed worker comes back on its state dir: it reclaims what the
+  // dead run left and rejoins under its id.
+  workers_.erase(victim);
+  StartWorker(victim);
+  EXPECT_NE(ReadFile(workers_[victim]->log()).find("worker " + victim + " rejoins"), std::string::npos);
+}
+
+// Keys the coordinator does not know get nothing (RELIABILITY G1) until
+// allow-client admits them; a removed worker is refused from then on.
+TEST_F(ClusterTest, UnknownKeysAndRemovedWorkersAreRefused) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  // A well-formed token of another coordinator: the handshake fails.
+  std::string other = tmp_.path() + "/other";
+  std::string out;
+  ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + other + " | tail -1", &out), 0);
+  std::string bogus = out.substr(0, 83);
+  std::string listed;
+  const std::string client = "MANIFOLD_ROOT=" + tmp_.path() + "/client MANIFOLD_CLIENT_KEY=" + tmp_.path() +
+                             "/client.key " + MF_MANIFOLD_BIN;
+  int rc = RunCommand(client + " workers --coordinator " + address_ + " --token '" + bogus + "'", &listed);
+  EXPECT_EQ(rc, 1) << listed;
+  EXPECT_NE(listed.find("no answer from the coordinator at " + address_), std::string::npos) << listed;
+
+  // The right coordinator key, but a client key it does not know: ZAP says no.
+  const std::string server_key = token_.substr(3, 40);
+  rc = RunCommand(client + " workers --coordinator " + address_ + " --coordinator-key '" + server_key + "'", &listed);
+  EXPECT_EQ(rc, 1) << listed;
+  std::string client_key;
+  ASSERT_EQ(RunCommand(client + " client-key", &client_key), 0);
+  client_key = client_key.substr(0, 40);
+  std::string fingerprint;
+  ASSERT_EQ(RunCommand("printf %s '" + client_key + "' | sha256sum | cut -c1-12", &fingerprint), 0);
+  fingerprint = fingerprint.substr(0, 12);
+  EXPECT_NE(ReadFile(coordinator_->log()).find("refused a connection from 127.0.0.1 with unknown key " + fingerprint),
+            std::string::npos)
+      << ReadFile(coordinator_->log());
+  // Admitted, the same key lists the workers.
+  ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " allow-client '" + client_key + "' --state-dir " + coord_state_, &out), 0) << out;
+  rc = RunCommand(client + " workers --coordinator " + address_ + " --coordinator-key '" + server_key + "'", &listed);
+  EXPECT_EQ(rc, 0) << listed;
+  EXPECT_TRUE(std::regex_search(listed, std::regex("\nwa +127\\.0\\.0\\.1:[0-9]+ +ready"))) << listed;
+
+  out = Manifold("workers rm wb --coordinator " + address_ + " --token '" + token_ + "'");
+  EXPECT_NE(out.find("removed worker wb"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(out, std::regex("\nwb +127\\.0\\.0\\.1:[0-9]+ +revoked"))) << out;
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(workers_["wb"]->log()).find("removed from the cluster") != std::string::npos; }))
+      << ReadFile(workers_["wb"]->log());
+  EXPECT_EQ(workers_["wb"]->Stop(), 0);
+  // Started again with its key, it is refused: the handshake, then the join.
+  Process again({MF_WORKER_BIN, "--join", address_, "--token", token_, "--listen", "127.0.0.1:0",
+                 "--state-dir", tmp_.path() + "/wb", "--id", "wb"},
+                tmp_.path() + "/wb-again.log");
+  EXPECT_TRUE(WaitFor([&] { return !again.Running(); }, std::chrono::seconds(40)));
+  EXPECT_EQ(again.Stop(), 1);
+  EXPECT_NE(ReadFile(again.log()).find("worker wb was removed (manifold workers rm); use a new key"), std::string::npos)
+      << ReadFile(again.log());
+  // Builds go to the remaining worker.
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo hello > /h\n");
+  Result r = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("@wa] RUN"), std::string::npos) << r.out;
+}
+
+// A job whose platform no worker offers waits for --worker-wait, then fails
+// with a clear error (RELIABILITY H4); a failed RUN is not retried and its
+// output is shown.
+TEST_F(ClusterTest, NoWorkerForAPlatformAndFailedCommands) {
+  StartCoordinator({"--worker-wait", "2"});
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo hi\n");
+  Result r = FarmBuild("--platform linux/amd64", ctx);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("no worker for linux/amd64 (stage stage-0) joined within 2 s"), std::string::npos) << r.out;
+
+  StartWorker("wa");
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo about to fail && exit 3\n");
+  r = FarmBuild("--platform linux/amd64", ctx);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("Dockerfile:2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("on wa"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("about to fail"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n') > 0, true);
+  std::string wa_log = ReadFile(workers_["wa"]->log());
+  std::size_t starts = 0;
+  for (std::size_t p = 0; (p = wa_log.find("started: stage stage-0", p)) != std::string::npos; ++p) ++starts;
+  EXPECT_EQ(starts, 1u) << wa_log;
+}
+
+// SIGTERM drains a worker: the running job finishes, the worker exits 0
+// (RELIABILITY H11).
+TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {
+  StartCoordinator();
+  Process& wa = StartWorker("wa");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo begin && sleep 2 && echo end\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
+                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
+  std::thread build([&] {
+    std::string ignored;
+    RunCommand(cmd, &ignored);
+  });
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("| begin") != std::string::npos; })) << ReadFile(log);
+  EXPECT_EQ(wa.Stop(SIGTERM), 0) << ReadFile(wa.log());
+  build.join();
+  std::string text = ReadFile(log);
+  EXPECT_NE(text.find("rc=0"), std::string::npos) << text;
+  EXPECT_NE(text.find("| end"), std::string::npos) << text;
+  EXPECT_NE(ReadFile(wa.log()).find("draining: finishing running jobs"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace manifold::testing
