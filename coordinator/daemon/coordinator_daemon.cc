@@ -749,8 +749,25 @@ class Coordinator {
       platforms = w.platforms;
     }
     Reply(identity, wire::EncodeHeartbeatReply(reply));
+    // A worker that just came up: every other one learns its key now, so
+    // their blob servers admit it before it asks them for anything.
+    if (!hellos.empty()) PushMembers(worker, reply.members);
     for (const auto& slot : hellos) HelloToBuild(slot, platforms);
     for (const auto& slot : withdraw) ToBuild({"lost", slot});
+  }
+
+  void PushMembers(const std::string& except, const std::vector<wire::MemberData>& members) {
+    for (const auto& m : members) {
+      if (m.worker_id == except) continue;
+      wire::HeartbeatReplyData r;
+      r.members = members;
+      {
+        std::lock_guard lock(shared_.mu);
+        r.drain = shared_.workers[m.worker_id].drain;
+      }
+      auto bytes = wire::EncodeHeartbeatReply(r);
+      if (bytes.ok()) Send({m.worker_id + "-ctl", *bytes});
+    }
   }
 
   /// Idle slots of a worker that takes no new jobs, not yet withdrawn.

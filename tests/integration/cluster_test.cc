@@ -96,7 +96,10 @@ class Process {
   bool Running() {
     if (pid_ <= 0) return false;
     int st = 0;
-    return ::waitpid(pid_, &st, WNOHANG) == 0;
+    if (::waitpid(pid_, &st, WNOHANG) != pid_) return true;
+    pid_ = -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
   }
 
  private:
@@ -164,6 +167,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (getenv("MF_KEEP_LOGS")) RunCommand("cp " + tmp_.path() + "/*.log /tmp/keep/ 2>/dev/null", &keep_);
     workers_.clear();  // SIGTERM: drain and exit
     coordinator_.reset();
     unsetenv("SOURCE_DATE_EPOCH");
@@ -211,10 +215,16 @@ class ClusterTest : public ::testing::Test {
                                   "127.0.0.1:0", "--state-dir", tmp_.path() + "/" + id, "--id", id,
                                   "--slots", std::to_string(slots), "--log-level", "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    auto ready = [&] {
+      std::string log = ReadFile(coordinator_->log());
+      std::size_t n = 0;
+      for (std::size_t at = 0; (at = log.find("worker " + id + " ready", at)) != std::string::npos; ++at) ++n;
+      return n;
+    };
+    const std::size_t before = ready();
     auto& p = workers_[id];
     p = std::make_unique<Process>(argv, tmp_.path() + "/" + id + ".log");
-    EXPECT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find("worker " + id + " ready") != std::string::npos; }))
-        << ReadFile(coordinator_->log()) << ReadFile(p->log());
+    EXPECT_TRUE(WaitFor([&] { return ready() > before; })) << ReadFile(coordinator_->log()) << ReadFile(p->log());
     return *p;
   }
 
@@ -242,6 +252,7 @@ class ClusterTest : public ::testing::Test {
   std::string address_;
   std::string coord_state_;
   std::string token_;
+  std::string keep_;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> workers_;
 };

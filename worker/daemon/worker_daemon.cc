@@ -378,32 +378,36 @@ class Daemon {
     loop_ = std::make_unique<WorkerLoop>(ctx_, env_, wo);
   }
 
-  /// Fetches `digest` from the first holder that has it.
+  /// Fetches `digest` from the first holder that has it. A peer that has
+  /// not heard of this worker yet refuses the handshake silently, so the
+  /// first round gives each holder a few seconds, the second one more.
   Expected<void> Fetch(const wire::BlobSourceData& src) {
     std::optional<Error> last;
     std::vector<wire::BlobHolder> holders = src.holders;
     if (holders.empty()) holders.push_back({});  // the coordinator
-    for (const auto& h : holders) {
-      std::string endpoint = h.endpoint.empty() ? coordinator_ : h.endpoint;
-      std::string key = h.public_key.empty() ? token_.server_public_key : h.public_key;
-      if (endpoint == peer_endpoint_) continue;  // ourselves: we lack it
-      zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
-      wire::MakeCurveClient(sock, keys_, key);
-      (void)wire::ApplySocketDefaults(sock);
-      sock.set(zmq::sockopt::linger, 0);
-      sock.connect(endpoint);
-      wire::DealerChannel ch(sock);
-      wire::FetchOptions fo;
-      fo.idle_timeout = std::chrono::seconds(20);
-      auto t0 = Clock::now();
-      auto got = wire::FetchBlob(ch, src.digest, store_->blobs(), fo);
-      if (got.ok()) {
-        MF_LOG_INFO("fetched {} ({} bytes) from {} in {} ms", src.digest, *got, endpoint,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
-        return Ok();
+    for (auto timeout : {std::chrono::seconds(4), std::chrono::seconds(20)}) {
+      for (const auto& h : holders) {
+        std::string endpoint = h.endpoint.empty() ? coordinator_ : h.endpoint;
+        std::string key = h.public_key.empty() ? token_.server_public_key : h.public_key;
+        if (endpoint == peer_endpoint_) continue;  // ourselves: we lack it
+        zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
+        wire::MakeCurveClient(sock, keys_, key);
+        (void)wire::ApplySocketDefaults(sock);
+        sock.set(zmq::sockopt::linger, 0);
+        sock.connect(endpoint);
+        wire::DealerChannel ch(sock);
+        wire::FetchOptions fo;
+        fo.idle_timeout = timeout;
+        auto t0 = Clock::now();
+        auto got = wire::FetchBlob(ch, src.digest, store_->blobs(), fo);
+        if (got.ok()) {
+          MF_LOG_INFO("fetched {} ({} bytes) from {} in {} ms", src.digest, *got, endpoint,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+          return Ok();
+        }
+        MF_LOG_WARN("fetching {} from {}: {}", src.digest, endpoint, got.error().message);
+        last = std::move(got).error();
       }
-      MF_LOG_WARN("fetching {} from {}: {}", src.digest, endpoint, got.error().message);
-      last = std::move(got).error();
     }
     return MakeError(ErrorKind::kTransient, "worker.fetch",
                      "no holder could send " + src.digest + (last ? ": " + last->message : ""));
@@ -534,10 +538,10 @@ class Daemon {
         MF_LOG_WARN("coordinator: {}", reply->error->message);
         continue;
       }
-      if (reply->drain && !draining_) {
-        MF_LOG_INFO("the coordinator asked this worker to drain");
-        draining_ = true;
-      }
+      // Drained by the operator: the coordinator sends no new jobs; this
+      // worker stays up and keeps serving its blobs to peers.
+      if (reply->drain && !drained_) MF_LOG_INFO("drained by the operator: no new jobs; still serving blobs");
+      drained_ = reply->drain;
       std::lock_guard lock(mu_);
       peer_keys_.clear();
       for (const auto& mb : reply->members) peer_keys_.insert(mb.public_key);
@@ -585,6 +589,7 @@ class Daemon {
   std::thread peer_thread_;
   std::atomic<bool> peer_stop_{false};
   std::atomic<bool> draining_{false};
+  bool drained_ = false;
 
   std::mutex mu_;
   std::set<std::string> peer_keys_;
