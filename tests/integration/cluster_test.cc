@@ -522,5 +522,82 @@ TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {
   EXPECT_NE(ReadFile(wa.log()).find("draining: finishing running jobs"), std::string::npos);
 }
 
+// The same farm with each daemon in its own network namespace, joined by a
+// bridge, the workers finding the coordinator by its UDP beacon. nsenter
+// rather than `ip netns exec`, which remounts /sys without the cgroup
+// mounts runc needs.
+class NetnsClusterTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    tag_ = std::to_string(::getpid() % 100000);
+    std::string out;
+    std::string script = "set -e; ip link add mfbr" + tag_ + " type bridge; ip link set mfbr" + tag_ +
+                         " up; ip addr add 10.231.0.254/24 dev mfbr" + tag_ + "; ";
+    int n = 1;
+    for (const char* ns : {"c", "a", "b"}) {
+      std::string name = "mf" + std::string(ns) + tag_;
+      std::string veth = "mfv" + std::string(ns) + tag_, peer = "mfp" + std::string(ns) + tag_;
+      script += "ip netns add " + name + "; ip link add " + veth + " type veth peer name " + peer +
+                "; ip link set " + peer + " master mfbr" + tag_ + "; ip link set " + peer +
+                " up; ip link set " + veth + " netns " + name + "; ip netns exec " + name +
+                " ip addr add 10.231.0." + std::to_string(n) + "/24 brd 10.231.0.255 dev " + veth +
+                "; ip netns exec " + name + " ip link set " + veth + " up; ip netns exec " + name +
+                " ip link set lo up; ";
+      ++n;
+    }
+    ASSERT_EQ(RunCommand(script, &out), 0) << out;
+    address_ = "10.231.0.1:" + std::to_string(port_);
+  }
+  void TearDown() override {
+    ClusterTest::TearDown();
+    std::string out;
+    RunCommand("for ns in c a b; do ip netns del mf${ns}" + tag_ + "; done; ip link del mfbr" + tag_, &out);
+  }
+  std::string Ns(const char* which) const { return "mf" + std::string(which) + tag_; }
+  std::string tag_;
+};
+
+TEST_F(NetnsClusterTest, WorkersInTheirOwnNamespacesJoinByBeacon) {
+  ImportBases(coord_state_);
+  std::string out;
+  ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + coord_state_ + " | tail -1", &out), 0);
+  token_ = out.substr(0, 83);
+  const std::string beacon_port = std::to_string(FreePort());
+  coordinator_ = std::make_unique<Process>(
+      std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns("c"), MF_COORDINATOR_BIN, "--listen", address_,
+                               "--state-dir", coord_state_, "--heartbeat-timeout", "3", "--beacon",
+                               "10.231.0.255", "--beacon-port", beacon_port},
+      tmp_.path() + "/coordinator.log");
+  for (const char* w : {"a", "b"}) {
+    std::string id = std::string("w") + w;
+    workers_[id] = std::make_unique<Process>(
+        std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns(w), MF_WORKER_BIN, "--discover", "--beacon-port",
+                                 beacon_port, "--token", token_, "--state-dir", tmp_.path() + "/" + id,
+                                 "--id", id, "--slots", "1"},
+        tmp_.path() + "/" + id + ".log");
+  }
+  for (const char* id : {"wa", "wb"})
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find(std::string("worker ") + id + " ready") != std::string::npos; }))
+        << ReadFile(coordinator_->log()) << ReadFile(workers_[id]->log());
+  // Each found the coordinator at its namespace's address and advertises its own.
+  EXPECT_NE(ReadFile(workers_["wa"]->log()).find("coordinator tcp://10.231.0.1:" + std::to_string(port_)), std::string::npos)
+      << ReadFile(workers_["wa"]->log());
+  std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+  EXPECT_TRUE(std::regex_search(list, std::regex("\nwa +10\\.231\\.0\\.2:[0-9]+ +ready"))) << list;
+  EXPECT_TRUE(std::regex_search(list, std::regex("\nwb +10\\.231\\.0\\.3:[0-9]+ +ready"))) << list;
+
+  std::string trace = tmp_.path() + "/trace.json";
+  Result r = FarmBuild("--platform linux/amd64,linux/arm64 --trace " + trace, "examples/busybox-multistage");
+  ASSERT_EQ(r.rc, 0) << r.out << ReadFile(coordinator_->log());
+  auto slices = SlicesPerWorker(trace);
+  EXPECT_GT(slices["wa"], 0);
+  EXPECT_GT(slices["wb"], 0);
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  out = Manifold("build -q --platform linux/amd64,linux/arm64 examples/busybox-multistage", 0, embedded);
+  EXPECT_EQ(Parse(0, out).digest, r.digest);
+}
+
 }  // namespace
 }  // namespace manifold::testing
