@@ -168,13 +168,33 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   };
   std::optional<wire::BuildEventData> done;
   auto last = Clock::now();
+  auto first_silence = Clock::now();
+  int resubmits = 0;
+  bool heard = false;
   while (!done) {
     zmq::pollitem_t item{sock->handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, std::chrono::milliseconds(500)) <= 0) {
-      if (Clock::now() - last > target.idle_timeout) return Silent(target);
+      // The coordinator speaks at least every 2 s during a build. Silence
+      // means it restarted (and forgot the build) or is gone: submit
+      // again; what finished is in its index and the workers' caches.
+      if (heard && Clock::now() - last > target.resubmit_after && resubmits < 5) {
+        ++resubmits;
+        out << "no word from the coordinator for "
+            << std::chrono::duration_cast<std::chrono::seconds>(target.resubmit_after).count()
+            << " s; submitting the build again (finished steps are not run again)\n";
+        sock->send(zmq::buffer(submit), zmq::send_flags::none);
+        last = Clock::now();
+        heard = false;
+        first_silence = Clock::now();
+        continue;
+      }
+      // Never a word after the submission: wrong address, token or key.
+      if (!heard && Clock::now() - first_silence > std::chrono::seconds(15)) return Silent(target);
+      if (Clock::now() - (heard ? last : first_silence) > target.idle_timeout) return Silent(target);
       continue;
     }
     last = Clock::now();
+    heard = true;
     auto frames = RecvFrames(*sock);
     if (frames.empty()) continue;
     auto type = wire::PeekClusterType(frames[0]);
@@ -189,7 +209,7 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
     MF_TRY(ev, wire::DecodeBuildEvent(frames[0]));
     switch (ev.kind) {
       case wire::BuildEventData::Kind::kLine:
-        if (!quiet) out << ev.text << std::flush;
+        if (!quiet && !ev.text.empty()) out << ev.text << std::flush;
         break;
       case wire::BuildEventData::Kind::kTrace:
         if (!req.trace_file.empty()) {

@@ -21,7 +21,11 @@ struct RemoteTarget {
   std::string token;
   std::string coordinator_key;
   std::string client_key_file;
-  std::chrono::milliseconds idle_timeout{600'000};  ///< coordinator silent this long = error
+  /// The coordinator silent this long (never heard at all, or after a
+  /// resubmission) is an error.
+  std::chrono::milliseconds idle_timeout{120'000};
+  /// Silent this long in the middle of a build: it restarted; submit again.
+  std::chrono::milliseconds resubmit_after{10'000};
 };
 
 /// Errors: kInvalidInput "remote.target" (no token or key, bad address);

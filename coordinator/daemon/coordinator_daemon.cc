@@ -594,6 +594,17 @@ class Coordinator {
       }
     }
     for (const auto& s : lost_slots) ToBuild({"lost", s});
+    // Clients waiting on a build hear from us at least every 2 s, so a
+    // silent coordinator (restarted, or gone) is noticed quickly.
+    if (now >= next_keepalive_) {
+      next_keepalive_ = now + std::chrono::seconds(2);
+      wire::BuildEventData alive;
+      auto bytes = wire::EncodeBuildEvent(alive);
+      if (bytes.ok()) {
+        if (active_) Send({active_->client, *bytes});
+        for (const auto& q : queue_) Send({q.first, *bytes});
+      }
+    }
     if (beacon_ && now >= next_beacon_) {
       auto r = beacon_->Announce();
       if (!r.ok()) MF_LOG_DEBUG("beacon: {}", r.error().message);
@@ -964,6 +975,7 @@ class Coordinator {
   std::uint16_t port_ = 0;
   std::unique_ptr<wire::BeaconSender> beacon_;
   Clock::time_point next_beacon_;
+  Clock::time_point next_keepalive_;
   std::deque<std::pair<std::string, wire::SubmitBuildData>> queue_;
   std::unique_ptr<ActiveBuild> active_;
   int builds_ = 0;

@@ -522,6 +522,49 @@ TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {
   EXPECT_NE(ReadFile(wa.log()).find("draining: finishing running jobs"), std::string::npos);
 }
 
+// The coordinator killed (SIGKILL) mid-build and started again: the client
+// submits again when it stops hearing from it, the workers rejoin on their
+// own, and nothing that finished runs again (RELIABILITY H7).
+TEST_F(ClusterTest, CoordinatorRestartedMidBuildLosesNoFinishedStep) {
+  StartCoordinator();
+  StartWorker("wa");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest AS one\nRUN echo first-step > /1\n"
+            "FROM busybox:latest\nCOPY --from=one /1 /1\nRUN echo second-step && sleep 3 && cat /1\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
+                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
+  std::thread build([&] {
+    std::string ignored;
+    RunCommand(cmd, &ignored);
+  });
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("| second-step") != std::string::npos; })) << ReadFile(log);
+  coordinator_->Stop(SIGKILL);
+  std::vector<std::string> argv{MF_COORDINATOR_BIN, "--listen", address_, "--state-dir", coord_state_,
+                                "--heartbeat-timeout", "3"};
+  coordinator_ = std::make_unique<Process>(argv, tmp_.path() + "/coordinator2.log");
+  build.join();
+  std::string text = ReadFile(log);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(tmp_.path() + "/coordinator2.log");
+  EXPECT_NE(text.find("submitting the build again"), std::string::npos) << text;
+  // The first stage finished before the kill: the new coordinator's index
+  // answers it, no job runs for it.
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t p = 0; (p = text.find(what, p)) != std::string::npos; ++p) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("@wa] RUN echo first-step"), 1u) << text;
+  EXPECT_NE(text.find("[linux/amd64 one 1/1] CACHED"), std::string::npos) << text;
+  // The step running at the kill finished on the worker, which recorded it:
+  // the resubmitted job finds it in the worker's cache.
+  EXPECT_EQ(count("@wa] RUN echo second-step"), 1u) << text;
+  EXPECT_NE(text.find("steps: 0 executed, 3 cached"), std::string::npos) << text;
+  EXPECT_NE(ReadFile(tmp_.path() + "/coordinator2.log").find("worker wa ready"), std::string::npos);
+}
+
 // The same farm with each daemon in its own network namespace, joined by a
 // bridge, the workers finding the coordinator by its UDP beacon. nsenter
 // rather than `ip netns exec`, which remounts /sys without the cgroup
