@@ -97,6 +97,10 @@ struct SubmitBuild {
   compression @15 :Text;
   pull @16 :Bool;
   push @17 :Bool;
+  # Images the client holds that the build names (bases, COPY --from):
+  # name = the reference, value = the root's "mediaType digest size".
+  # The coordinator fetches the blobs it lacks and uses these.
+  images @18 :List(Build.BuildArg);
 }
 
 enum BuildEventKind {

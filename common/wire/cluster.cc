@@ -1,5 +1,7 @@
 #include "common/wire/cluster.h"
 
+#include <sstream>
+
 #include "common/wire/fields.h"
 #include "schemas/cluster.capnp.h"
 
@@ -372,6 +374,18 @@ Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
   b.setCompression(Kj(s.compression));
   b.setPull(s.pull);
   b.setPush(s.push);
+  MF_TRY_VOID(CheckList("SubmitBuild.images", s.images.size(), 1000));
+  auto images = b.initImages(static_cast<unsigned>(s.images.size()));
+  for (std::size_t i = 0; i < s.images.size(); ++i) {
+    const auto& im = s.images[i];
+    const std::string at = Idx("SubmitBuild.images", i);
+    MF_TRY_VOID(CheckText(at + ".name", im.reference.size()));
+    MF_TRY(d, CheckDigest(at + ".digest", im.digest));
+    if (im.media_type.empty() || im.media_type.find(' ') != std::string::npos || im.media_type.size() > 255)
+      return FieldError(at + ".mediaType", "not a media type");
+    images[static_cast<unsigned>(i)].setName(Kj(im.reference));
+    images[static_cast<unsigned>(i)].setValue(im.media_type + " " + d.ToString() + " " + std::to_string(im.size));
+  }
   std::string bytes = out.Encode();
   if (bytes.size() > kMaxMessageBytes)
     return LimitError("SubmitBuild (bytes)", bytes.size(), kMaxMessageBytes);
@@ -451,6 +465,25 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
     return FieldError("SubmitBuild.compression", "unknown compression \"" + s.compression.substr(0, 32) + "\"");
   s.pull = r.getPull();
   s.push = r.getPush();
+  auto images = r.getImages();
+  MF_TRY_VOID(CheckList("SubmitBuild.images", images.size(), 1000));
+  for (unsigned i = 0; i < images.size(); ++i) {
+    const std::string at = Idx("SubmitBuild.images", i);
+    wire::SubmitBuildData::LocalImage im;
+    MF_TRY(ref, ReadText(at + ".name", images[i].getName()));
+    MF_TRY(value, ReadText(at + ".value", images[i].getValue()));
+    std::istringstream in(value);
+    std::string digest, size, extra;
+    in >> im.media_type >> digest >> size;
+    if (ref.empty() || im.media_type.empty() || !(in >> extra).fail() || size.empty() ||
+        size.find_first_not_of("0123456789") != std::string::npos || size.size() > 19)
+      return FieldError(at, "expected \"MEDIATYPE DIGEST SIZE\"");
+    MF_TRY(d, CheckDigest(at + ".digest", digest));
+    im.reference = std::move(ref);
+    im.digest = d.ToString();
+    im.size = std::stoull(size);
+    s.images.push_back(std::move(im));
+  }
   return s;
 }
 

@@ -112,6 +112,15 @@ struct SubmitBuildData {
   std::string compression = "gzip";
   bool pull = false;
   bool push = false;
+  /// Images the client holds that the build names: reference -> root.
+  struct LocalImage {
+    std::string reference;
+    std::string media_type;
+    std::string digest;
+    std::uint64_t size = 0;
+    bool operator==(const LocalImage&) const = default;
+  };
+  std::vector<LocalImage> images;
 };
 Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s);
 Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes,

@@ -827,5 +827,22 @@ TEST(ClusterTest, StageJobSupplementRefusesHolderWithEndpointButNoKey) {
               "StageJob.supplement.sources[0].holders[0].endpoint: not a tcp:// endpoint");
 }
 
+TEST(ClusterTest, SubmitBuildCarriesTheClientsImages) {
+  SubmitBuildData in = FullSubmit();
+  const std::string d = "sha256:" + std::string(64, 'c');
+  in.images = {{"busybox:latest", "application/vnd.oci.image.index.v1+json", d, 1234}};
+  auto bytes = EncodeSubmitBuild(in);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  auto out = DecodeSubmitBuild(*bytes);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->images, in.images);
+
+  in.images[0].media_type = "two words";
+  auto bad = EncodeSubmitBuild(in);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, "wire.field");
+  EXPECT_EQ(bad.error().message, "SubmitBuild.images[0].mediaType: not a media type");
+}
+
 }  // namespace
 }  // namespace manifold::wire

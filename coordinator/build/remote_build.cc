@@ -6,10 +6,13 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <zmq.hpp>
 
 #include "common/dockerfile/dockerignore.h"
+#include "common/dockerfile/mount.h"
+#include "common/dockerfile/stage_graph.h"
 #include "common/dockerfile/parser.h"
 #include "common/image/image_store.h"
 #include "common/oci/index.h"
@@ -20,6 +23,7 @@
 #include "common/wire/socket_options.h"
 #include "coordinator/build/context_manifest.h"
 #include "coordinator/build/outputs.h"
+#include "coordinator/plan/plan.h"
 
 namespace manifold::coordinator {
 namespace {
@@ -74,6 +78,42 @@ std::vector<std::string> RecvFrames(zmq::socket_t& s) {
     if (!s.recv(m)) break;
     out.emplace_back(static_cast<const char*>(m.data()), m.size());
     if (!m.more()) break;
+  }
+  return out;
+}
+
+/// The images a build names (bases, COPY --from, RUN --mount from=) for
+/// these platforms, as the coordinator's planner will expand them. Empty
+/// when the Dockerfile does not plan: the coordinator reports why.
+std::set<std::string> NamedImages(const wire::SubmitBuildData& s) {
+  std::set<std::string> out;
+  dockerfile::ParseLimits limits;
+  auto tree = dockerfile::Parse(s.dockerfile, s.dockerfile_name, limits);
+  if (!tree.ok()) return out;
+  auto df = dockerfile::ParseInstructions(*tree);
+  if (!df.ok()) return out;
+  plan::PlanOptions opts;
+  opts.build_platform = oci::NativePlatform();
+  opts.platforms = s.platforms;
+  opts.target = s.target;
+  opts.build_args = s.build_args;
+  auto p = plan::MakePlan(*df, tree->escape, opts);
+  if (!p.ok()) return out;
+  auto add = [&](const std::string& ref) {
+    if (ref.empty() || ref == "scratch") return;
+    auto stage = dockerfile::ResolveStageRef(*df, ref);
+    if (stage.ok() && !*stage) out.insert(ref);
+  };
+  for (const auto& job : p->jobs) {
+    if (job.base_job.empty()) add(job.base);
+    for (const auto& in : job.instructions) {
+      if (in.cmd == dockerfile::Cmd::kCopy || in.cmd == dockerfile::Cmd::kAdd) add(in.from);
+      if (in.cmd != dockerfile::Cmd::kRun) continue;
+      for (const auto& m : in.mounts) {
+        auto spec = dockerfile::ParseExpandedMount(m);
+        if (spec.ok()) add(spec->from);
+      }
+    }
   }
   return out;
 }
@@ -151,6 +191,26 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   s.compression = req.compression;
   s.pull = req.pull;
   s.push = req.push;
+  // Images this machine holds that the build names go up too (only the
+  // blobs the coordinator lacks).
+  MF_TRY(store, image::ImageStore::Open(req.state_dir));
+  for (const auto& ref : NamedImages(s)) {
+    auto resolved = store->Resolve(ref);
+    if (!resolved.ok()) continue;
+    const auto& root = resolved->root;
+    s.images.push_back({ref, root.media_type, root.digest.ToString(), static_cast<std::uint64_t>(root.size)});
+    auto serve_blob = [&](const std::string& digest) {
+      auto has = store->blobs().Has(digest);
+      auto path = store->blobs().BlobPath(digest);
+      if (has.ok() && *has && path.ok()) path_of.emplace(digest, *path);
+    };
+    serve_blob(root.digest.ToString());
+    for (const auto& pi : resolved->platforms) {
+      serve_blob(pi.manifest_desc.digest.ToString());
+      serve_blob(pi.manifest.config.digest.ToString());
+      for (const auto& l : pi.manifest.layers) serve_blob(l.digest.ToString());
+    }
+  }
   if (!req.volumes.empty())
     return MakeError(ErrorKind::kInvalidInput, "remote.volume",
                      "-v mounts a host path of the machine that runs the step; a farm build cannot");
@@ -230,7 +290,6 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
 
   // The result into the local store: the index, then each manifest, config
   // and layer this machine lacks, verified.
-  MF_TRY(store, image::ImageStore::Open(req.state_dir));
   wire::DealerChannel channel(*sock);
   auto fetch = [&](const std::string& digest) -> Expected<void> {
     MF_TRY(has, store->blobs().Has(digest));

@@ -21,6 +21,9 @@
 #include "common/base/log.h"
 #include "common/fs/atomic_file.h"
 #include "common/image/image_store.h"
+#include "common/oci/index.h"
+#include "common/oci/manifest.h"
+#include "common/oci/media_types.h"
 #include "common/wire/beacon.h"
 #include "common/wire/blob_transfer.h"
 #include "common/wire/cluster.h"
@@ -405,9 +408,57 @@ void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t
       MF_TRY(n, wire::FetchBlob(channel, d, store->blobs(), fo));
       bytes += n;
     }
+    // Images the client holds: the blobs this coordinator lacks come up, and
+    // the client's names point at them here.
+    std::uint64_t image_bytes = 0;
+    int image_blobs = 0;
+    auto fetch = [&](const std::string& digest, bool optional) -> Expected<bool> {
+      MF_TRY(has, store->blobs().Has(digest));
+      if (has) return true;
+      wire::FetchOptions fo;
+      fo.idle_timeout = std::chrono::seconds(60);
+      auto n = wire::FetchBlob(channel, digest, store->blobs(), fo);
+      if (!n.ok()) {
+        if (optional && n.error().code == "cas.not_found") return false;
+        return std::move(n).error();
+      }
+      image_bytes += *n;
+      ++image_blobs;
+      return true;
+    };
+    for (const auto& im : submit.images) {
+      MF_TRY_VOID(fetch(im.digest, false));
+      MF_TRY(bytes_root, store->blobs().ReadAll(im.digest));
+      std::vector<std::string> manifests;
+      if (im.media_type == oci::kOciImageIndex || im.media_type == oci::kDockerManifestList) {
+        MF_TRY(index, oci::ParseIndex(bytes_root));
+        for (const auto& m : index.manifests) {
+          MF_TRY(got, fetch(m.digest.ToString(), true));  // the client may hold only some platforms
+          if (got) manifests.push_back(m.digest.ToString());
+        }
+      } else {
+        manifests.push_back(im.digest);
+      }
+      for (const auto& md : manifests) {
+        MF_TRY(mbytes, store->blobs().ReadAll(md));
+        MF_TRY(man, oci::ParseManifest(mbytes));
+        MF_TRY_VOID(fetch(man.config.digest.ToString(), false));
+        for (const auto& l : man.layers) MF_TRY_VOID(fetch(l.digest.ToString(), false));
+      }
+      oci::Descriptor root;
+      root.media_type = im.media_type;
+      MF_TRY(rd, oci::ParseDigest(im.digest));
+      root.digest = rd;
+      root.size = static_cast<std::int64_t>(im.size);
+      MF_TRY(name, image::ImageStore::NormalizeName(im.reference));
+      MF_TRY_VOID(store->Tag(name, root));
+    }
     {
       wire::BuildEventData ev;
-      ev.text = "context: " + std::to_string(submit.context.size()) + " entries, " +
+      if (!submit.images.empty())
+        ev.text = "images: " + std::to_string(submit.images.size()) + " from the client, " +
+                  std::to_string(image_blobs) + " blobs uploaded (" + std::to_string(image_bytes) + " bytes)\n";
+      ev.text += "context: " + std::to_string(submit.context.size()) + " entries, " +
                 std::to_string(missing.size()) + " files uploaded (" + std::to_string(bytes) +
                 " bytes)\n";
       send_event(ev);

@@ -329,6 +329,31 @@ TEST_F(ClusterTest, ContextUploadSendsOnlyWhatTheCoordinatorLacks) {
   EXPECT_EQ(Parse(0, out).digest, second.digest);
 }
 
+// Base images the client holds travel to the farm like the context: only
+// the blobs the coordinator lacks, once.
+TEST_F(ClusterTest, BaseImagesTheClientHoldsTravelToTheFarm) {
+  std::string out;
+  ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + coord_state_ + " | tail -1", &out), 0);
+  token_ = out.substr(0, 83);
+  coordinator_ = std::make_unique<Process>(
+      std::vector<std::string>{MF_COORDINATOR_BIN, "--listen", address_, "--state-dir", coord_state_},
+      tmp_.path() + "/coordinator.log");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find("coordinator listening") != std::string::npos; }));
+  StartWorker("wa", 2);
+  ImportBases(tmp_.path() + "/client");  // the client's store only
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN uname -m > /arch\n");
+  Result r = FarmBuild("--platform linux/amd64,linux/arm64", ctx);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("images: 1 from the client, ([0-9]+) blobs uploaded"))) << r.out;
+  EXPECT_EQ(m[1], "7") << r.out;  // index, 2 manifests, 2 configs, 2 layers
+  Result again = FarmBuild("--platform linux/amd64,linux/arm64", ctx);
+  ASSERT_EQ(again.rc, 0) << again.out;
+  EXPECT_NE(again.out.find("images: 1 from the client, 0 blobs uploaded (0 bytes)"), std::string::npos) << again.out;
+  EXPECT_EQ(again.digest, r.digest);
+}
+
 // A stage built on worker A and then needed on worker B, while A is drained
 // (it serves blobs but takes no jobs): B fetches it from A and runs none of
 // its steps.
