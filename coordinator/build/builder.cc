@@ -43,6 +43,7 @@
 #include "coordinator/build/context_manifest.h"
 #include "coordinator/build/job_state.h"
 #include "coordinator/build/outputs.h"
+#include "coordinator/build/placement.h"
 #include "coordinator/build/progress_printer.h"
 #include "coordinator/build/run_dir.h"
 #include "coordinator/plan/job_message.h"
@@ -688,32 +689,20 @@ class Build {
           if (twin_running) continue;
           bool no_run = true;
           for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
-          std::vector<std::string> inputs = cluster ? InputBlobs(js) : std::vector<std::string>();
-          std::string best;
-          std::tuple<int, int, int> best_score{99, 0, 0};  // (emulated, -held, load)
-          bool any_capable = false;
-          for (auto& [id, s] : slots) {
-            int rank = 99;
-            for (const auto& [p, emu] : s.platforms)
-              if (oci::PlatformMatches(js.job.platform, p)) rank = std::min(rank, emu ? 1 : 0);
-            if (rank == 99 && no_run) rank = 1;  // COPY-only jobs run anywhere
-            if (rank == 99) continue;
-            any_capable = true;
-            if (!s.job.empty()) continue;
-            int held = 0, load = 0;
-            if (cluster) {
-              std::string w = worker_of(id);
-              for (const auto& d : inputs) held += cluster->Holds(w, d) ? 1 : 0;
-              load = cluster->Load(w);
-            }
-            std::tuple<int, int, int> score{rank, -held, load};
-            if (best.empty() || score < best_score) {
-              best = id;
-              best_score = score;
-            }
+          std::map<std::string, int> held, load;
+          if (cluster) {
+            for (const auto& d : InputBlobs(js))
+              for (const auto& w : cluster->HolderIds(d)) ++held[w];
+            for (const auto& [id, s] : slots) load.emplace(worker_of(id), cluster->Load(worker_of(id)));
           }
+          std::vector<SlotView> views;
+          views.reserve(slots.size());
+          for (const auto& [id, s] : slots) views.push_back({id, worker_of(id), &s.platforms, s.job.empty()});
+          PlacementRequest pr{js.job.platform, !no_run, &held, &load};
+          Placement placed = Place(pr, views);
+          const std::string& best = placed.slot;
           if (best.empty()) {
-            if (!any_capable) unplaced = true;
+            if (!placed.capable) unplaced = true;
             continue;
           }
           std::uint64_t epoch = ++epochs[js.job.id];

@@ -42,8 +42,8 @@ class ClusterBackend {
   /// Where `digest` can be fetched: the coordinator itself (empty holder)
   /// when its store has it, then live workers.
   virtual std::vector<wire::BlobHolder> Holders(const std::string& digest) = 0;
-  /// Whether `worker` holds `digest`.
-  virtual bool Holds(const std::string& worker, const std::string& digest) = 0;
+  /// The workers that hold `digest` (live or not).
+  virtual std::vector<std::string> HolderIds(const std::string& digest) = 0;
   /// Fetches blobs the coordinator's store lacks from their holders.
   virtual Expected<void> FetchToStore(const std::vector<std::string>& digests) = 0;
 

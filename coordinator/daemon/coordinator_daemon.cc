@@ -321,10 +321,10 @@ class FarmBackend : public ClusterBackend {
     return out;
   }
 
-  bool Holds(const std::string& worker, const std::string& digest) override {
+  std::vector<std::string> HolderIds(const std::string& digest) override {
     std::lock_guard lock(shared_.index_mu);
     auto h = shared_.index->Holders(digest);
-    return h.ok() && std::find(h->begin(), h->end(), worker) != h->end();
+    return h.ok() ? std::move(*h) : std::vector<std::string>();
   }
 
   Expected<void> FetchToStore(const std::vector<std::string>& digests) override {
