@@ -286,25 +286,6 @@ Expected<BlobChunkData> DecodeBlobChunk(std::string_view bytes, const DecodeLimi
 
 // ---------------------------------------------------------------- SubmitBuild
 
-namespace {
-Expected<void> CheckPath(const std::string& at, const std::string& path) {
-  MF_TRY_VOID(CheckText(at, path.size()));
-  bool bad = path.empty() || path.front() == '/' || path.find('\0') != std::string::npos;
-  std::size_t start = 0;
-  while (!bad && start <= path.size()) {
-    auto end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string_view part(path.data() + start, end - start);
-    bad = part.empty() || part == "." || part == "..";
-    start = end + 1;
-  }
-  if (bad)
-    return MakeError(ErrorKind::kSecurity, "wire.path",
-                     at + ": \"" + path.substr(0, 80) + "\" is not a clean relative path");
-  return Ok();
-}
-}  // namespace
-
 Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
   MF_TRY_VOID(CheckText("SubmitBuild.dockerfile", s.dockerfile.size()));
   MF_TRY_VOID(CheckText("SubmitBuild.dockerfileName", s.dockerfile_name.size()));
@@ -323,22 +304,8 @@ Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
     b.setDockerignore(KjData(*s.dockerignore));
   }
   auto ctx = b.initContext(static_cast<unsigned>(s.context.size()));
-  for (std::size_t i = 0; i < s.context.size(); ++i) {
-    const auto& f = s.context[i];
-    const std::string at = Idx("SubmitBuild.context", i);
-    MF_TRY_VOID(CheckPath(at + ".path", f.path));
-    if (!f.digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", f.digest));
-    MF_TRY_VOID(CheckText(at + ".linkTarget", f.link_target.size()));
-    auto cb = ctx[static_cast<unsigned>(i)];
-    cb.setPath(Kj(f.path));
-    cb.setMode(f.mode);
-    cb.setUid(f.uid);
-    cb.setGid(f.gid);
-    cb.setSize(f.size);
-    cb.setDigest(Kj(f.digest));
-    cb.setLinkTarget(Kj(f.link_target));
-    cb.setMtimeNs(f.mtime_ns);
-  }
+  for (std::size_t i = 0; i < s.context.size(); ++i)
+    MF_TRY_VOID(WriteContextFile(Idx("SubmitBuild.context", i), s.context[i], ctx[static_cast<unsigned>(i)]));
   auto ps = b.initPlatforms(static_cast<unsigned>(s.platforms.size()));
   for (std::size_t i = 0; i < s.platforms.size(); ++i) {
     MF_TRY(p, CheckPlatform(Idx("SubmitBuild.platforms", i), s.platforms[i]));
@@ -407,21 +374,7 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
   auto ctx = r.getContext();
   MF_TRY_VOID(CheckList("SubmitBuild.context", ctx.size(), kMaxContextFiles));
   for (unsigned i = 0; i < ctx.size(); ++i) {
-    const std::string at = Idx("SubmitBuild.context", i);
-    ContextFileData f;
-    MF_TRY(path, ReadText(at + ".path", ctx[i].getPath()));
-    MF_TRY_VOID(CheckPath(at + ".path", path));
-    MF_TRY(digest, ReadText(at + ".digest", ctx[i].getDigest()));
-    if (!digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", digest));
-    MF_TRY(link, ReadText(at + ".linkTarget", ctx[i].getLinkTarget()));
-    f.path = std::move(path);
-    f.mode = ctx[i].getMode();
-    f.uid = ctx[i].getUid();
-    f.gid = ctx[i].getGid();
-    f.size = ctx[i].getSize();
-    f.digest = std::move(digest);
-    f.link_target = std::move(link);
-    f.mtime_ns = ctx[i].getMtimeNs();
+    MF_TRY(f, ReadContextFile(Idx("SubmitBuild.context", i), ctx[i]));
     s.context.push_back(std::move(f));
   }
   auto ps = r.getPlatforms();

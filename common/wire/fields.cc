@@ -230,4 +230,55 @@ Expected<LayerData> ReadLayer(const std::string& at, schema::Layer::Reader r) {
   return l;
 }
 
+Expected<void> CheckContextPath(const std::string& at, const std::string& path) {
+  MF_TRY_VOID(CheckText(at, path.size()));
+  bool bad = path.empty() || path.front() == '/' || path.find('\0') != std::string::npos;
+  std::size_t start = 0;
+  while (!bad && start <= path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part(path.data() + start, end - start);
+    bad = part.empty() || part == "." || part == "..";
+    start = end + 1;
+  }
+  if (bad)
+    return MakeError(ErrorKind::kSecurity, "wire.path",
+                     at + ": \"" + path.substr(0, 80) + "\" is not a clean relative path");
+  return Ok();
+}
+
+Expected<void> WriteContextFile(const std::string& at, const ContextFileData& f,
+                                schema::ContextFile::Builder b) {
+  MF_TRY_VOID(CheckContextPath(at + ".path", f.path));
+  if (!f.digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", f.digest));
+  MF_TRY_VOID(CheckText(at + ".linkTarget", f.link_target.size()));
+  b.setPath(Kj(f.path));
+  b.setMode(f.mode);
+  b.setUid(f.uid);
+  b.setGid(f.gid);
+  b.setSize(f.size);
+  b.setDigest(Kj(f.digest));
+  b.setLinkTarget(Kj(f.link_target));
+  b.setMtimeNs(f.mtime_ns);
+  return Ok();
+}
+
+Expected<ContextFileData> ReadContextFile(const std::string& at, schema::ContextFile::Reader r) {
+  ContextFileData f;
+  MF_TRY(path, ReadText(at + ".path", r.getPath()));
+  MF_TRY_VOID(CheckContextPath(at + ".path", path));
+  MF_TRY(digest, ReadText(at + ".digest", r.getDigest()));
+  if (!digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", digest));
+  MF_TRY(link, ReadText(at + ".linkTarget", r.getLinkTarget()));
+  f.path = std::move(path);
+  f.mode = r.getMode();
+  f.uid = r.getUid();
+  f.gid = r.getGid();
+  f.size = r.getSize();
+  f.digest = std::move(digest);
+  f.link_target = std::move(link);
+  f.mtime_ns = r.getMtimeNs();
+  return f;
+}
+
 }  // namespace manifold::wire::fields

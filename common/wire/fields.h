@@ -61,4 +61,11 @@ Expected<void> ReadError(const std::string& at, schema::Error::Reader r, Error& 
 Expected<void> WriteLayer(const std::string& at, const LayerData& l, schema::Layer::Builder b);
 Expected<LayerData> ReadLayer(const std::string& at, schema::Layer::Reader r);
 
+/// kSecurity "wire.path" unless `path` is relative, without empty, "." or
+/// ".." components and NUL: "<at>: \"p\" is not a clean relative path".
+Expected<void> CheckContextPath(const std::string& at, const std::string& path);
+Expected<void> WriteContextFile(const std::string& at, const ContextFileData& f,
+                                schema::ContextFile::Builder b);
+Expected<ContextFileData> ReadContextFile(const std::string& at, schema::ContextFile::Reader r);
+
 }  // namespace manifold::wire::fields

@@ -341,22 +341,6 @@ static Expected<void> CheckHolder(const std::string& at, const BlobHolder& h) {
   return Ok();
 }
 
-static Expected<void> CheckContextPath(const std::string& at, const std::string& path) {
-  MF_TRY_VOID(CheckText(at, path.size()));
-  if (path.empty() || path.front() == '/' || path.find('\0') != std::string::npos)
-    return MakeError(ErrorKind::kSecurity, "wire.path", at + ": \"" + path.substr(0, 80) + "\" is not a relative path");
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    auto end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string_view part(path.data() + start, end - start);
-    if (part.empty() || part == "." || part == "..")
-      return MakeError(ErrorKind::kSecurity, "wire.path", at + ": \"" + path.substr(0, 80) + "\" leaves or skips a directory");
-    start = end + 1;
-  }
-  return Ok();
-}
-
 static Expected<void> WriteSupplement(const JobSupplement& sup, schema::JobSupplement::Builder b) {
   MF_TRY_VOID(CheckList("StageJob.supplement.sources", sup.sources.size()));
   auto sources = b.initSources(static_cast<unsigned>(sup.sources.size()));
@@ -396,22 +380,9 @@ static Expected<void> WriteSupplement(const JobSupplement& sup, schema::JobSuppl
   }
   MF_TRY_VOID(CheckList("StageJob.supplement.context", sup.context.size(), kMaxContextFiles));
   auto ctx = b.initContext(static_cast<unsigned>(sup.context.size()));
-  for (std::size_t i = 0; i < sup.context.size(); ++i) {
-    const auto& f = sup.context[i];
-    const std::string at = Idx("StageJob.supplement.context", i);
-    MF_TRY_VOID(CheckContextPath(at + ".path", f.path));
-    if (!f.digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", f.digest));
-    MF_TRY_VOID(CheckText(at + ".linkTarget", f.link_target.size()));
-    auto cb = ctx[static_cast<unsigned>(i)];
-    cb.setPath(Kj(f.path));
-    cb.setMode(f.mode);
-    cb.setUid(f.uid);
-    cb.setGid(f.gid);
-    cb.setSize(f.size);
-    cb.setDigest(Kj(f.digest));
-    cb.setLinkTarget(Kj(f.link_target));
-    cb.setMtimeNs(f.mtime_ns);
-  }
+  for (std::size_t i = 0; i < sup.context.size(); ++i)
+    MF_TRY_VOID(WriteContextFile(Idx("StageJob.supplement.context", i), sup.context[i],
+                                 ctx[static_cast<unsigned>(i)]));
   b.setHasDockerignore(sup.dockerignore.has_value());
   if (sup.dockerignore) {
     MF_TRY_VOID(CheckText("StageJob.supplement.dockerignore", sup.dockerignore->size()));
@@ -483,21 +454,7 @@ static Expected<JobSupplement> ReadSupplement(schema::JobSupplement::Reader r) {
   auto ctx = r.getContext();
   MF_TRY_VOID(CheckList("StageJob.supplement.context", ctx.size(), kMaxContextFiles));
   for (unsigned i = 0; i < ctx.size(); ++i) {
-    const std::string at = Idx("StageJob.supplement.context", i);
-    ContextFileData f;
-    MF_TRY(path, ReadText(at + ".path", ctx[i].getPath()));
-    MF_TRY_VOID(CheckContextPath(at + ".path", path));
-    MF_TRY(digest, ReadText(at + ".digest", ctx[i].getDigest()));
-    if (!digest.empty()) MF_TRY_VOID(CheckDigest(at + ".digest", digest));
-    MF_TRY(link, ReadText(at + ".linkTarget", ctx[i].getLinkTarget()));
-    f.path = std::move(path);
-    f.mode = ctx[i].getMode();
-    f.uid = ctx[i].getUid();
-    f.gid = ctx[i].getGid();
-    f.size = ctx[i].getSize();
-    f.digest = std::move(digest);
-    f.link_target = std::move(link);
-    f.mtime_ns = ctx[i].getMtimeNs();
+    MF_TRY(f, ReadContextFile(Idx("StageJob.supplement.context", i), ctx[i]));
     sup.context.push_back(std::move(f));
   }
   if (r.getHasDockerignore()) {

@@ -21,6 +21,11 @@ std::vector<std::string> CompareTrees(const std::string& a, const std::string& b
 /// Runs `cmd` with /bin/sh, returns its exit status and fills `out` with stdout+stderr.
 int RunCommand(const std::string& cmd, std::string* out);
 
+/// A whole file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+/// Writes `data` to `path`, creating its parent directories.
+void WriteFile(const std::string& path, const std::string& data);
+
 /// A fresh temporary directory, removed by the destructor.
 class TempDir {
  public:
