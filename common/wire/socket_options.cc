@@ -26,6 +26,8 @@ Expected<void> ApplySocketDefaults(zmq::socket_t& socket, const SocketDefaults& 
     socket.set(zmq::sockopt::heartbeat_timeout, ToIntMs(defaults.heartbeat_timeout));
     option = "ZMQ_HEARTBEAT_TTL";
     socket.set(zmq::sockopt::heartbeat_ttl, ToIntMs(defaults.heartbeat_ttl));
+    option = "ZMQ_HANDSHAKE_IVL";
+    socket.set(zmq::sockopt::handshake_ivl, ToIntMs(defaults.handshake_interval));
     option = "ZMQ_LINGER";
     socket.set(zmq::sockopt::linger, ToIntMs(defaults.linger));
   } catch (const zmq::error_t& e) {

@@ -19,6 +19,9 @@ struct SocketDefaults {
   std::chrono::milliseconds heartbeat_interval{2000};
   std::chrono::milliseconds heartbeat_timeout{6000};
   std::chrono::milliseconds heartbeat_ttl{10000};
+  /// A peer that has not completed the ZMTP/CURVE handshake by then is
+  /// dropped (slow-loris handshakes, RELIABILITY G4).
+  std::chrono::milliseconds handshake_interval{10000};
   /// How long close() may wait to flush queued messages; never forever.
   std::chrono::milliseconds linger{1000};
 };

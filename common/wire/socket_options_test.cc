@@ -15,6 +15,7 @@ TEST(SocketOptionsTest, AppliesManifoldDefaults) {
   EXPECT_EQ(socket.get(zmq::sockopt::heartbeat_ivl), 2000);
   EXPECT_EQ(socket.get(zmq::sockopt::heartbeat_timeout), 6000);
   EXPECT_EQ(socket.get(zmq::sockopt::heartbeat_ttl), 10000);
+  EXPECT_EQ(socket.get(zmq::sockopt::handshake_ivl), 10000);
 }
 
 TEST(SocketOptionsTest, OverridesAreApplied) {

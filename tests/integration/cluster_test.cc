@@ -342,6 +342,38 @@ TEST_F(ClusterTest, BaseImagesTheClientHoldsTravelToTheFarm) {
   EXPECT_EQ(again.digest, r.digest);
 }
 
+// Secrets reach the worker running the step that mounts them, over CURVE,
+// and are nowhere on disk afterwards: not in the coordinator's or the
+// workers' state dirs, logs or images.
+TEST_F(ClusterTest, SecretsReachOnlyTheStepAndLeaveNoTrace) {
+  StartCoordinator();
+  StartWorker("wa", 2);
+  std::string ctx = tmp_.path() + "/ctx";
+  const std::string secret = "s3cr3t-" + std::to_string(::getpid()) + "-value";
+  WriteFile(tmp_.path() + "/secret-src/token", secret);
+  std::string sha;
+  ASSERT_EQ(RunCommand("sha256sum < " + tmp_.path() + "/secret-src/token | cut -c1-64", &sha), 0);
+  sha = sha.substr(0, 64);
+  // The Dockerfile names the secret's hash only, never its value.
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest\n"
+            "RUN --mount=type=secret,id=tok test \"$(sha256sum < /run/secrets/tok | cut -c1-64)\" = " + sha +
+                " && echo secret-ok\n");
+  Result r = FarmBuild("--platform linux/amd64 --secret id=tok,src=" + tmp_.path() + "/secret-src/token " +
+                           "-o type=oci,dest=" + tmp_.path() + "/out.tar",
+                       ctx);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("| secret-ok"), std::string::npos) << r.out;
+  std::string found;
+  RunCommand("grep -rl --binary-files=text '" + secret + "' " + tmp_.path() + " | grep -v '/secret-src/' || true", &found);
+  EXPECT_EQ(found, "") << found;
+  std::string archive;
+  RunCommand("cd " + tmp_.path() + " && mkdir -p x && tar -xf out.tar -C x && zcat -f x/blobs/sha256/* | grep -c '" +
+                 secret + "' || true",
+             &archive);
+  EXPECT_EQ(archive.substr(0, 1), "0") << archive;
+}
+
 // A stage built on worker A and then needed on worker B, while A is drained
 // (it serves blobs but takes no jobs): B fetches it from A and runs none of
 // its steps.

@@ -443,6 +443,7 @@ class Daemon {
     if (!sup.context.empty() && session->context_dir.empty()) {
       std::string dir = cfg_.state_dir + "/contexts/" + job.build_id;
       ::mkdir((cfg_.state_dir + "/contexts").c_str(), 0700);
+      ForgetOldContexts(job.build_id);
       MF_TRY_VOID(wire::MaterializeContext(dir, sup.context, store_->blobs()));
       session->context_dir = dir;
       if (sup.dockerignore) {
@@ -452,7 +453,25 @@ class Daemon {
     }
     for (const auto& [id, data] : sup.secrets) session->secrets[id] = data;
     sessions_.Put(job.build_id, session);
+    last_used_[job.build_id] = Clock::now();
     return Ok();
+  }
+
+  /// Contexts (and sessions) of builds that last used this worker over an
+  /// hour ago: their build is over. Called with session_mu_ held.
+  void ForgetOldContexts(const std::string& keep) {
+    auto now = Clock::now();
+    last_used_[keep] = now;
+    for (auto it = last_used_.begin(); it != last_used_.end();) {
+      if (it->first == keep || now - it->second < std::chrono::hours(1)) {
+        ++it;
+        continue;
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(cfg_.state_dir + "/contexts/" + it->first, ec);
+      sessions_.Remove(it->first);
+      it = last_used_.erase(it);
+    }
   }
 
   // ------------------------------------------------------------ control
@@ -583,6 +602,7 @@ class Daemon {
   std::unique_ptr<RuncRuntime> runtime_;
   SessionRegistry sessions_;
   std::mutex session_mu_;
+  std::map<std::string, Clock::time_point> last_used_;  ///< build id -> last job here
   WorkerEnv env_;
   std::unique_ptr<wire::ZapHandler> zap_;
   std::unique_ptr<WorkerLoop> loop_;
