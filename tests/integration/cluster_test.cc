@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/registry_fixture.h"
 #include "tests/integration/tree_compare.h"
 
 namespace manifold::testing {
@@ -372,6 +373,29 @@ TEST_F(ClusterTest, SecretsReachOnlyTheStepAndLeaveNoTrace) {
                  secret + "' || true",
              &archive);
   EXPECT_EQ(archive.substr(0, 1), "0") << archive;
+}
+
+// --push from the farm: the coordinator pushes the multi-platform result to
+// the registry; skopeo sees the same index digest.
+TEST_F(ClusterTest, PushFromTheFarm) {
+  TempDir regdir;
+  auto registry = TestRegistry::Start(TestRegistry::Mode::kOpen, regdir.path());
+  ASSERT_TRUE(registry);
+  StartCoordinator();
+  StartWorker("wa", 2);
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN uname -m > /arch\n");
+  const std::string ref = registry->host() + "/farm/app:1";
+  Result r = FarmBuild("--platform linux/amd64,linux/arm64 --push -t " + ref, ctx);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadFile(coordinator_->log());
+  EXPECT_NE(r.out.find("pushed " + ref + "@" + r.digest), std::string::npos) << r.out;
+  std::string raw;
+  ASSERT_EQ(RunCommand("skopeo inspect --tls-verify=false --raw docker://" + ref, &raw), 0) << raw;
+  auto index = nlohmann::json::parse(raw);
+  EXPECT_EQ(index["manifests"].size(), 2u) << raw;
+  std::string digest;
+  ASSERT_EQ(RunCommand("skopeo inspect --tls-verify=false --format '{{.Digest}}' docker://" + ref, &digest), 0);
+  EXPECT_EQ(digest.substr(0, 71), r.digest);
 }
 
 // A stage built on worker A and then needed on worker B, while A is drained
