@@ -647,6 +647,9 @@ class Build {
     std::optional<Error> failure;
     int running = 0;
     std::map<std::string, std::uint64_t> epochs;  // job id -> lease epoch
+    std::map<std::string, int> attempts;           // job id -> runs failed by a worker
+    std::map<std::string, int> worker_failures;    // worker -> jobs failed in a row
+    std::set<std::string> quarantined;             // workers out of rotation
     std::optional<Clock::time_point> waiting_since;  // a ready job no slot can take
 
     auto send = [&](const std::string& slot, const std::string& bytes) {
@@ -697,7 +700,8 @@ class Build {
           }
           std::vector<SlotView> views;
           views.reserve(slots.size());
-          for (const auto& [id, s] : slots) views.push_back({id, worker_of(id), &s.platforms, s.job.empty()});
+          for (const auto& [id, s] : slots)
+            if (!quarantined.count(worker_of(id))) views.push_back({id, worker_of(id), &s.platforms, s.job.empty()});
           PlacementRequest pr{js.job.platform, !no_run, &held, &load};
           Placement placed = Place(pr, views);
           const std::string& best = placed.slot;
@@ -779,7 +783,8 @@ class Build {
       switch (*type) {
         case wire::MessageType::kWorkerHello: {
           auto hello = wire::DecodeWorkerHello(bytes);
-          if (hello.ok() && !slots.count(slot_id)) slots[slot_id] = Slot{hello->platforms, ""};
+          if (hello.ok() && !slots.count(slot_id) && !quarantined.count(worker_of(slot_id)))
+            slots[slot_id] = Slot{hello->platforms, ""};
           break;
         }
         case wire::MessageType::kProgress: {
@@ -825,6 +830,25 @@ class Build {
           slots[slot_id].job.clear();
           js.slot.clear();
           --running;
+          if (r->error && cluster && WorkerFault(*r->error) && attempts[js.job.id] < kMaxAttempts) {
+            // The worker failed, not the build (disk full, a fetch, runc):
+            // the job runs elsewhere; a worker failing again and again is
+            // taken out of rotation for this build (RELIABILITY H5, H8).
+            ++attempts[js.job.id];
+            const std::string w = worker_of(slot_id);
+            printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage + "] failed on " + w +
+                          " (" + r->error->message + "); the job runs again elsewhere");
+            js.status = JobState::Status::kPending;
+            if (++worker_failures[w] >= kQuarantineAfter && !quarantined.count(w)) {
+              quarantined.insert(w);
+              printer_.Line("worker " + w + " failed " + std::to_string(worker_failures[w]) +
+                            " jobs in a row; taken out of rotation for this build");
+              for (auto it = slots.begin(); it != slots.end();)
+                it = worker_of(it->first) == w && it->second.job.empty() ? slots.erase(it) : std::next(it);
+            }
+            break;
+          }
+          if (cluster) worker_failures[worker_of(slot_id)] = 0;
           if (r->error) {
             Error e = std::move(*r->error);
             std::string tag = "[" + js.job.target_platform.ToString() + " " + js.job.stage + "]";
@@ -888,6 +912,28 @@ class Build {
   }
 
   // ------------------------------------------------------------ the farm
+
+  static constexpr int kMaxAttempts = 3;
+  static constexpr int kQuarantineAfter = 3;
+
+  /// A failure of the machine rather than of the build: worth another worker.
+  /// A command that failed, a missing file, a refused entitlement, a step
+  /// timeout are the build's and are never retried (RELIABILITY D4, D5).
+  static bool WorkerFault(const Error& e) {
+    if (e.code == "step.cancelled" || e.code == "executor.timeout" || e.code == "step.run.failed") return false;
+    switch (e.kind) {
+      case ErrorKind::kTransient:
+      case ErrorKind::kDisconnected:
+      case ErrorKind::kResourceExhausted:
+      case ErrorKind::kIntegrity:
+        return true;
+      case ErrorKind::kInternal:
+        return e.code.starts_with("executor.") || e.code.starts_with("worker.") ||
+               e.code.starts_with("snapshot.") || e.code.starts_with("cas.");
+      default:
+        return false;
+    }
+  }
 
   /// Blobs a job reads: its base image's, its input stages' and images',
   /// and the context files it may copy.

@@ -567,6 +567,51 @@ TEST_F(ClusterTest, NoWorkerForAPlatformAndFailedCommands) {
   EXPECT_EQ(starts, 1u) << wa_log;
 }
 
+// A worker whose disk is full fails every job it takes: each job runs again
+// on another worker, and after three failures in a row the bad worker is
+// out of rotation for the build (RELIABILITY H5, H8).
+TEST_F(ClusterTest, AWorkerThatKeepsFailingIsTakenOutOfRotation) {
+  StartCoordinator();
+  const std::string bad = tmp_.path() + "/wbad";
+  fs::create_directories(bad);
+  std::string out;
+  ASSERT_EQ(RunCommand("mount -t tmpfs -o size=1500k tmpfs " + bad, &out), 0) << out;
+  StartWorker("wbad", 2);
+  std::string ctx = tmp_.path() + "/ctx";
+  // Three independent stages: all ready at once, so the full worker gets
+  // some of them first.
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest AS one\nRUN echo 1 > /x\n"
+            "FROM busybox:latest AS two\nRUN echo 2 > /x\n"
+            "FROM busybox:latest AS three\nRUN echo 3 > /x\n"
+            "FROM busybox:latest\nCOPY --from=one /x /1\nCOPY --from=two /x /2\nCOPY --from=three /x /3\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
+                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
+  std::thread build([&] {
+    std::string ignored;
+    RunCommand(cmd, &ignored);
+  });
+  // Only the bad worker exists at first: its failures pile up, then a good
+  // worker joins and takes the jobs.
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("taken out of rotation") != std::string::npos; },
+                      std::chrono::seconds(60)))
+      << ReadFile(log);
+  StartWorker("wgood", 2);
+  build.join();
+  std::string text = ReadFile(log);
+  workers_.erase("wbad");
+  RunCommand("umount -l " + bad, &out);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text;
+  EXPECT_NE(text.find("failed on wbad"), std::string::npos) << text;
+  EXPECT_NE(text.find("the job runs again elsewhere"), std::string::npos) << text;
+  EXPECT_NE(text.find("worker wbad failed 3 jobs in a row; taken out of rotation for this build"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("@wgood] RUN echo 1"), std::string::npos) << text;
+  EXPECT_EQ(text.find("@wbad] DONE"), std::string::npos) << text;
+}
+
 // SIGTERM drains a worker: the running job finishes, the worker exits 0
 // (RELIABILITY H11).
 TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {

@@ -352,7 +352,9 @@ class Daemon {
     wo.configure_socket = [this](zmq::socket_t& s) {
       wire::MakeCurveClient(s, keys_, token_.server_public_key);
       (void)wire::ApplySocketDefaults(s);
-      s.set(zmq::sockopt::linger, 0);
+      // A draining slot closes right after its last StageResult: give it
+      // time to leave.
+      s.set(zmq::sockopt::linger, 5'000);
       // A coordinator gone for good must not hold a draining slot forever;
       // what is lost is re-leased by the coordinator anyway.
       s.set(zmq::sockopt::sndtimeo, 30'000);
