@@ -865,7 +865,18 @@ class Build {
           js.layers = r->layers;
           for (const auto& s : r->steps)
             if (s.index < js.step_cached.size()) js.step_cached[s.index] = s.cached;
-          if (cluster) MF_TRY_VOID(RecordResult(js, *r, worker_of(slot_id)));
+          if (cluster) {
+            MF_TRY_VOID(RecordResult(js, *r, worker_of(slot_id)));
+            // A target's blobs come here at once, while their worker is
+            // surely still up (a draining one leaves soon after).
+            if (IsTarget(js)) {
+              std::vector<std::string> digests{js.config_digest};
+              for (const auto& l : js.layers) digests.push_back(l.digest);
+              auto fetched = cluster->FetchToStore(digests);
+              if (!fetched.ok())
+                MF_LOG_WARN("fetching the result of {} now: {}", js.job.id, fetched.error().message);
+            }
+          }
           ++jobs_run_;
           for (auto& twin : jobs_) {
             if (twin.status != JobState::Status::kPending || twin.no_cache ||

@@ -910,10 +910,16 @@ class Coordinator {
     active_->client = client;
     active_->pipe_endpoint = "inproc://build-" + std::to_string(number);
     active_->pipe = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    // No high-water mark on the pipe: each side may be busy sending to the
+    // other (progress bursts), and a bounded pipe could block both at once.
     active_->pipe->set(zmq::sockopt::linger, 0);
+    active_->pipe->set(zmq::sockopt::sndhwm, 0);
+    active_->pipe->set(zmq::sockopt::rcvhwm, 0);
     active_->pipe->bind(active_->pipe_endpoint);
     auto build_end = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
     build_end->set(zmq::sockopt::linger, 0);
+    build_end->set(zmq::sockopt::sndhwm, 0);
+    build_end->set(zmq::sockopt::rcvhwm, 0);
     build_end->connect(active_->pipe_endpoint);
     MF_LOG_INFO("build {} started ({} platforms, {} context entries)", number, submit.platforms.size(),
                 submit.context.size());

@@ -270,6 +270,7 @@ class Daemon {
           if (!server.recv(extra)) break;
           if (!extra.more()) break;
         }
+        last_served_ = Clock::now().time_since_epoch().count();
         auto frames = wire::AnswerBlobRequest(
             std::string_view(static_cast<const char*>(body.data()), body.size()), path_of);
         if (frames.empty()) continue;
@@ -373,6 +374,7 @@ class Daemon {
       else
         MF_LOG_INFO("job {} done: stage {} for {} (build {})", job.job_id, job.stage,
                     job.target_platform.ToString(), job.build_id);
+      last_job_end_ = Clock::now().time_since_epoch().count();
       std::lock_guard lock(mu_);
       running_.erase(job.job_id);
     };
@@ -380,10 +382,27 @@ class Daemon {
     loop_ = std::make_unique<WorkerLoop>(ctx_, env_, wo);
   }
 
+  /// Connections to blob servers, kept for one job's prefetch (a context
+  /// of thousands of files is one CURVE handshake per server, not per file).
+  using Connections = std::map<std::string, std::unique_ptr<zmq::socket_t>>;
+
+  zmq::socket_t& Connect(Connections& conns, const std::string& endpoint, const std::string& key) {
+    auto& sock = conns[endpoint];
+    if (!sock) {
+      sock = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+      wire::MakeCurveClient(*sock, keys_, key);
+      (void)wire::ApplySocketDefaults(*sock);
+      sock->set(zmq::sockopt::linger, 0);
+      sock->connect(endpoint);
+    }
+    return *sock;
+  }
+
   /// Fetches `digest` from the first holder that has it. A peer that has
   /// not heard of this worker yet refuses the handshake silently, so the
-  /// first round gives each holder a few seconds, the second one more.
-  Expected<void> Fetch(const wire::BlobSourceData& src) {
+  /// first round gives each holder a few seconds, the second one more (on a
+  /// fresh connection).
+  Expected<void> Fetch(const wire::BlobSourceData& src, Connections& conns) {
     std::optional<Error> last;
     std::vector<wire::BlobHolder> holders = src.holders;
     if (holders.empty()) holders.push_back({});  // the coordinator
@@ -392,12 +411,7 @@ class Daemon {
         std::string endpoint = h.endpoint.empty() ? coordinator_ : h.endpoint;
         std::string key = h.public_key.empty() ? token_.server_public_key : h.public_key;
         if (endpoint == peer_endpoint_) continue;  // ourselves: we lack it
-        zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
-        wire::MakeCurveClient(sock, keys_, key);
-        (void)wire::ApplySocketDefaults(sock);
-        sock.set(zmq::sockopt::linger, 0);
-        sock.connect(endpoint);
-        wire::DealerChannel ch(sock);
+        wire::DealerChannel ch(Connect(conns, endpoint, key));
         wire::FetchOptions fo;
         fo.idle_timeout = timeout;
         auto t0 = Clock::now();
@@ -409,6 +423,8 @@ class Daemon {
         }
         MF_LOG_WARN("fetching {} from {}: {}", src.digest, endpoint, got.error().message);
         last = std::move(got).error();
+        // Answers still in flight would confuse the next fetch: start over.
+        if (last->code != "cas.not_found") conns.erase(endpoint);
       }
     }
     return MakeError(ErrorKind::kTransient, "worker.fetch",
@@ -419,9 +435,10 @@ class Daemon {
     if (!job.supplement) return Ok();
     const auto& sup = *job.supplement;
     image::LayerIndex layers(store_->state_dir() + "/content");
+    Connections conns;
     for (const auto& src : sup.sources) {
       MF_TRY(has, store_->blobs().Has(src.digest));
-      if (!has) MF_TRY_VOID(Fetch(src));
+      if (!has) MF_TRY_VOID(Fetch(src, conns));
       if (!src.diff_id.empty()) {
         oci::Descriptor d;
         d.media_type = src.media_type;
@@ -575,6 +592,16 @@ class Daemon {
     draining_ = true;
     if (loop_) loop_->Join();
     loop_.reset();
+    // The results of the last jobs may still be fetched from here: serve
+    // until neither a job ended nor a blob was asked for in the last 2 s
+    // (at most a minute).
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    auto busy_until = [&] {
+      return Clock::time_point(Clock::duration(std::max(last_served_.load(), last_job_end_.load()))) +
+             std::chrono::seconds(2);
+    };
+    while (Clock::now() < deadline && Clock::now() < busy_until())
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     peer_stop_ = true;
     if (peer_thread_.joinable()) peer_thread_.join();
     zap_.reset();
@@ -610,6 +637,8 @@ class Daemon {
   std::unique_ptr<WorkerLoop> loop_;
   std::thread peer_thread_;
   std::atomic<bool> peer_stop_{false};
+  std::atomic<Clock::rep> last_served_{0};
+  std::atomic<Clock::rep> last_job_end_{0};
   std::atomic<bool> draining_{false};
   bool drained_ = false;
 
