@@ -112,6 +112,9 @@ struct WorkerState {
   Clock::time_point last_seen;
   std::set<std::string> busy;  ///< slot ids running a job
   std::set<std::string> withdrawn;  ///< slots told to the build as gone
+  /// Slots a job could not be sent to (not connected yet): offered to the
+  /// build again with the next heartbeat.
+  std::set<std::string> unreachable;
 
   bool Takes() const { return connected && !revoked && !drain && !draining; }
 };
@@ -777,6 +780,7 @@ class Coordinator {
     }
     wire::HeartbeatReplyData reply;
     Frames hellos;
+    bool fresh = false;
     wire::PlatformList platforms;
     std::vector<std::string> withdraw;
     {
@@ -800,8 +804,13 @@ class Coordinator {
         if (h->draining && !w.draining) MF_LOG_INFO("worker {} is draining", worker);
         w.draining = h->draining;
         if (!was && w.Takes()) {
+          fresh = true;
           w.withdrawn.clear();
+          w.unreachable.clear();
           for (std::uint32_t i = 0; i < w.slots; ++i) hellos.push_back(worker + "-s" + std::to_string(i));
+        } else if (w.Takes()) {
+          for (const auto& slot : w.unreachable) hellos.push_back(slot);
+          w.unreachable.clear();
         }
         if (!w.Takes()) withdraw = Withdraw(w);
         reply.drain = w.drain;
@@ -813,7 +822,7 @@ class Coordinator {
     Reply(identity, wire::EncodeHeartbeatReply(reply));
     // A worker that just came up: every other one learns its key now, so
     // their blob servers admit it before it asks them for anything.
-    if (!hellos.empty()) PushMembers(worker, reply.members);
+    if (fresh) PushMembers(worker, reply.members);
     for (const auto& slot : hellos) HelloToBuild(slot, platforms);
     for (const auto& slot : withdraw) ToBuild({"lost", slot});
   }
@@ -959,6 +968,7 @@ class Coordinator {
       {
         std::lock_guard lock(shared_.mu);
         shared_.workers[worker].busy.erase(to);
+        shared_.workers[worker].unreachable.insert(to);
       }
       MF_LOG_WARN("job slot {} is not connected; the job goes elsewhere", to);
       ToBuild({"lost", to});
