@@ -101,6 +101,7 @@ struct SubmitBuild {
   # name = the reference, value = the root's "mediaType digest size".
   # The coordinator fetches the blobs it lacks and uses these.
   images @18 :List(Build.BuildArg);
+  progress @19 :Text;        # plain (default) or json: how progress lines are formatted
 }
 
 enum BuildEventKind {

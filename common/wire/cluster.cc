@@ -341,6 +341,9 @@ Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
   b.setCompression(Kj(s.compression));
   b.setPull(s.pull);
   b.setPush(s.push);
+  if (s.progress != "plain" && s.progress != "json")
+    return FieldError("SubmitBuild.progress", "must be plain or json");
+  b.setProgress(Kj(s.progress));
   MF_TRY_VOID(CheckList("SubmitBuild.images", s.images.size(), 1000));
   auto images = b.initImages(static_cast<unsigned>(s.images.size()));
   for (std::size_t i = 0; i < s.images.size(); ++i) {
@@ -418,6 +421,10 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
     return FieldError("SubmitBuild.compression", "unknown compression \"" + s.compression.substr(0, 32) + "\"");
   s.pull = r.getPull();
   s.push = r.getPush();
+  MF_TRY(progress, ReadText("SubmitBuild.progress", r.getProgress()));
+  s.progress = progress.empty() ? "plain" : std::move(progress);
+  if (s.progress != "plain" && s.progress != "json")
+    return FieldError("SubmitBuild.progress", "must be plain or json");
   auto images = r.getImages();
   MF_TRY_VOID(CheckList("SubmitBuild.images", images.size(), 1000));
   for (unsigned i = 0; i < images.size(); ++i) {

@@ -121,6 +121,7 @@ struct SubmitBuildData {
     bool operator==(const LocalImage&) const = default;
   };
   std::vector<LocalImage> images;
+  std::string progress = "plain";  ///< plain or json
 };
 Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s);
 Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes,

@@ -191,6 +191,7 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   s.compression = req.compression;
   s.pull = req.pull;
   s.push = req.push;
+  s.progress = req.progress == "json" ? "json" : "plain";
   // Images this machine holds that the build names go up too (only the
   // blobs the coordinator lacks).
   MF_TRY(store, image::ImageStore::Open(req.state_dir));
@@ -220,7 +221,6 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   MF_TRY(sock, Connect(ctx, target));
   sock->send(zmq::buffer(submit), zmq::send_flags::none);
   const bool quiet = req.progress == "quiet";
-  const bool json = req.progress == "json";
   wire::BlobPathFn serve = [&](const std::string& digest) -> Expected<std::string> {
     auto it = path_of.find(digest);
     if (it == path_of.end()) return cas::NotFoundError(digest);
@@ -286,7 +286,6 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
         break;
     }
   }
-  (void)json;
 
   // The result into the local store: the index, then each manifest, config
   // and layer this machine lacks, verified.

@@ -490,7 +490,7 @@ void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t
     req.compression = submit.compression;
     req.pull = submit.pull;
     req.push = submit.push;
-    req.progress = "plain";
+    req.progress = submit.progress;
     req.state_dir = cfg.state_dir;
     req.registry = cfg.registry;
     req.cluster = &backend;

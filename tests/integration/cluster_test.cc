@@ -310,6 +310,16 @@ TEST_F(ClusterTest, ContextUploadSendsOnlyWhatTheCoordinatorLacks) {
   Result second = FarmBuild("--platform linux/amd64", ctx);
   ASSERT_EQ(second.rc, 0) << second.out;
   EXPECT_NE(second.out.find(", 1 files uploaded (8 bytes)"), std::string::npos) << second.out;
+  // --progress json: one JSON object per event, tagged with the worker.
+  std::string json_out;
+  ASSERT_EQ(RunCommand("MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                           " build --progress json --no-cache --coordinator " + address_ + " --token '" + token_ +
+                           "' --platform linux/amd64 " + ctx,
+                       &json_out),
+            0)
+      << json_out;
+  EXPECT_NE(json_out.find("\"event\":\"start\""), std::string::npos) << json_out;
+  EXPECT_NE(json_out.find("\"worker\":\"wa\""), std::string::npos) << json_out;
   EXPECT_NE(second.out.find("| alpha 2"), std::string::npos) << second.out;
   // What the embedded build of the same context gives.
   std::string embedded = tmp_.path() + "/embedded";
