@@ -1,5 +1,4 @@
 #include "common/cache/step_cache.h"
-#include "common/base/temp_name.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "common/base/log.h"
+#include "common/fs/atomic_file.h"
 #include "common/oci/digest.h"
 
 namespace manifold::cache {
@@ -88,33 +88,9 @@ Expected<void> StepCache::Put(const std::string& key, const StepRecord& record) 
         {{"mediaType", l.media_type}, {"digest", l.digest}, {"diffID", l.diff_id}, {"size", l.size}});
   std::string data = j.dump();
   std::string path = dir_ + "/" + hex + ".json";
-  std::string tmp = path + UniqueTempSuffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return IoError("create " + tmp, errno);
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return IoError("write " + tmp, err);
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return IoError("fsync " + tmp, err);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("rename " + path, err);
-  }
+  // The cache's own error code, whatever the cause (disk full included).
+  auto written = fs::WriteFileAtomic(path, data, 0600);
+  if (!written.ok()) return MakeError(ErrorKind::kInternal, "cache.io", written.error().message);
   return Ok();
 }
 

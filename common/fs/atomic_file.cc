@@ -1,10 +1,11 @@
 #include "common/fs/atomic_file.h"
 
+#include "common/base/temp_name.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -20,9 +21,7 @@ Error IoError(const std::string& what, int err) {
 }  // namespace
 
 Expected<void> WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  static std::atomic<unsigned> counter{0};
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                    std::to_string(counter.fetch_add(1));
+  std::string tmp = path + UniqueTempSuffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return IoError("create " + tmp, errno);
   auto fail = [&](const std::string& what) {
