@@ -31,18 +31,6 @@ Expected<PlatformList> ReadPlatforms(const std::string& at,
   return out;
 }
 
-Expected<void> CheckKey(const std::string& at, const std::string& key) {
-  if (!IsZ85Key(key)) return FieldError(at, "not a 40-character Z85 key");
-  return Ok();
-}
-
-Expected<void> CheckEndpoint(const std::string& at, const std::string& e) {
-  if (e.empty()) return Ok();
-  if (!e.starts_with("tcp://") || e.size() > 300) return FieldError(at, "not a tcp:// endpoint");
-  return Ok();
-}
-
-
 }  // namespace
 
 // ---------------------------------------------------------------- Join

@@ -52,6 +52,17 @@ Expected<oci::Digest> CheckDigest(const std::string& field, std::string_view s) 
   return std::move(parsed).value();
 }
 
+Expected<void> CheckKey(const std::string& at, const std::string& key) {
+  if (!IsZ85Key(key)) return FieldError(at, "not a 40-character Z85 key");
+  return Ok();
+}
+
+Expected<void> CheckEndpoint(const std::string& at, const std::string& endpoint) {
+  if (endpoint.empty()) return Ok();
+  if (!endpoint.starts_with("tcp://") || endpoint.size() > 300) return FieldError(at, "not a tcp:// endpoint");
+  return Ok();
+}
+
 std::string Idx(const std::string& field, std::size_t i) {
   return field + "[" + std::to_string(i) + "]";
 }

@@ -32,6 +32,10 @@ Expected<void> CheckList(const std::string& field, std::size_t size,
                          std::size_t max = kMaxListEntries);
 Expected<oci::Platform> CheckPlatform(const std::string& field, const oci::Platform& p);
 Expected<oci::Digest> CheckDigest(const std::string& field, std::string_view s);
+/// A CURVE key in Z85. Errors: "wire.field" "<at>: not a 40-character Z85 key".
+Expected<void> CheckKey(const std::string& at, const std::string& key);
+/// "" or tcp://... (at most 300 bytes). Errors: "wire.field".
+Expected<void> CheckEndpoint(const std::string& at, const std::string& endpoint);
 /// "field[i]".
 std::string Idx(const std::string& field, std::size_t i);
 

@@ -334,10 +334,8 @@ static Expected<void> CheckCompression(const std::string& c) {
 static Expected<void> CheckHolder(const std::string& at, const BlobHolder& h) {
   if (h.endpoint.empty() != h.public_key.empty())
     return FieldError(at, "endpoint and publicKey are set together or not at all");
-  if (!h.endpoint.empty() && (!h.endpoint.starts_with("tcp://") || h.endpoint.size() > 300))
-    return FieldError(at + ".endpoint", "not a tcp:// endpoint");
-  if (!h.public_key.empty() && !IsZ85Key(h.public_key))
-    return FieldError(at + ".publicKey", "not a 40-character Z85 key");
+  MF_TRY_VOID(CheckEndpoint(at + ".endpoint", h.endpoint));
+  if (!h.public_key.empty()) MF_TRY_VOID(CheckKey(at + ".publicKey", h.public_key));
   return Ok();
 }
 
