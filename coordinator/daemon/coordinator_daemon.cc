@@ -468,11 +468,9 @@ void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t
     }
     ::mkdir((cfg.state_dir + "/contexts").c_str(), 0700);
     MF_TRY_VOID(wire::MaterializeContext(context_dir, submit.context, store->blobs()));
-    store.reset();
 
     // 2. The build, as the embedded one, with the farm behind it.
-    MF_TRY(fstore, image::ImageStore::Open(cfg.state_dir));
-    FarmBackend backend(shared, pipe, ctx, *fstore, cfg.worker_wait);
+    FarmBackend backend(shared, pipe, ctx, *store, cfg.worker_wait);
     BuildRequest req;
     req.context_dir = context_dir;
     req.dockerfile_content = submit.dockerfile;
