@@ -226,6 +226,18 @@ class ClusterTest : public ::testing::Test {
     return Parse(rc, out);
   }
 
+  /// A linux/amd64 farm build of `ctx` running on its own thread, its output
+  /// (then "rc=N") going to `log`.
+  std::thread BuildInBackground(const std::string& ctx, const std::string& log) {
+    std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
+                      " build --progress plain --coordinator " + address_ + " --token '" + token_ +
+                      "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
+    return std::thread([cmd] {
+      std::string ignored;
+      RunCommand(cmd, &ignored);
+    });
+  }
+
   /// Jobs each worker ran, from the trace of the last build.
   static std::map<std::string, int> SlicesPerWorker(const std::string& trace) {
     std::map<std::string, int> out;
@@ -458,13 +470,7 @@ TEST_F(ClusterTest, WorkerKilledMidRunIsReplacedAndTheIndexIsTheSame) {
             "FROM busybox:latest\nRUN echo step-started && sleep 4 && echo slow > /slow.txt\n"
             "RUN cat /slow.txt\n");
   std::string log = tmp_.path() + "/build.log";
-  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
-                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
-                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
-  std::thread build([&] {
-    std::string ignored;
-    RunCommand(cmd, &ignored);
-  });
+  std::thread build = BuildInBackground(ctx, log);
   std::smatch m;
   std::string text;
   ASSERT_TRUE(WaitFor([&] {
@@ -596,13 +602,7 @@ TEST_F(ClusterTest, AWorkerThatKeepsFailingIsTakenOutOfRotation) {
             "FROM busybox:latest AS three\nRUN echo 3 > /x\n"
             "FROM busybox:latest\nCOPY --from=one /x /1\nCOPY --from=two /x /2\nCOPY --from=three /x /3\n");
   std::string log = tmp_.path() + "/build.log";
-  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
-                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
-                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
-  std::thread build([&] {
-    std::string ignored;
-    RunCommand(cmd, &ignored);
-  });
+  std::thread build = BuildInBackground(ctx, log);
   // Only the bad worker exists at first: its failures pile up, then a good
   // worker joins and takes the jobs.
   ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("taken out of rotation") != std::string::npos; },
@@ -630,13 +630,7 @@ TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {
   std::string ctx = tmp_.path() + "/ctx";
   WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo begin && sleep 2 && echo end\n");
   std::string log = tmp_.path() + "/build.log";
-  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
-                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
-                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
-  std::thread build([&] {
-    std::string ignored;
-    RunCommand(cmd, &ignored);
-  });
+  std::thread build = BuildInBackground(ctx, log);
   ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("| begin") != std::string::npos; })) << ReadFile(log);
   EXPECT_EQ(wa.Stop(SIGTERM), 0) << ReadFile(wa.log());
   build.join();
@@ -657,13 +651,7 @@ TEST_F(ClusterTest, CoordinatorRestartedMidBuildLosesNoFinishedStep) {
             "FROM busybox:latest AS one\nRUN echo first-step > /1\n"
             "FROM busybox:latest\nCOPY --from=one /1 /1\nRUN echo second-step && sleep 3 && cat /1\n");
   std::string log = tmp_.path() + "/build.log";
-  std::string cmd = "MANIFOLD_ROOT=" + tmp_.path() + "/client " + MF_MANIFOLD_BIN +
-                    " build --progress plain --coordinator " + address_ + " --token '" + token_ +
-                    "' --platform linux/amd64 " + ctx + " > " + log + " 2>&1; echo rc=$? >> " + log;
-  std::thread build([&] {
-    std::string ignored;
-    RunCommand(cmd, &ignored);
-  });
+  std::thread build = BuildInBackground(ctx, log);
   ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("| second-step") != std::string::npos; })) << ReadFile(log);
   coordinator_->Stop(SIGKILL);
   std::vector<std::string> argv{MF_COORDINATOR_BIN, "--listen", address_, "--state-dir", coord_state_,
