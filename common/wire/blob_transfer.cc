@@ -23,23 +23,38 @@ Expected<void> DealerChannel::Send(const std::string& request) {
   return Ok();
 }
 
-Expected<std::pair<std::string, std::string>> DealerChannel::Receive(
-    std::chrono::milliseconds timeout) {
+Expected<ChunkAnswer> DealerChannel::Receive(std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, timeout) <= 0)
     return MakeError(ErrorKind::kTransient, "wire.blob.timeout",
                      "no answer from the blob server in " + std::to_string(timeout.count()) + " ms");
-  std::pair<std::string, std::string> out;
+  ChunkAnswer out;
   zmq::message_t m;
   if (!socket_.recv(m)) return MakeError(ErrorKind::kTransient, "wire.blob.timeout", "interrupted");
-  out.first.assign(static_cast<const char*>(m.data()), m.size());
-  while (m.more()) {
-    zmq::message_t part;
-    if (!socket_.recv(part)) break;
-    if (out.second.empty()) out.second.assign(static_cast<const char*>(part.data()), part.size());
-    m = std::move(part);
+  out.header.assign(static_cast<const char*>(m.data()), m.size());
+  bool more = m.more();
+  if (more) {
+    if (!socket_.recv(out.payload)) return MakeError(ErrorKind::kTransient, "wire.blob.timeout", "interrupted");
+    more = out.payload.more();
+  }
+  while (more) {  // frames past the payload are not ours: drop them
+    zmq::message_t extra;
+    if (!socket_.recv(extra)) break;
+    more = extra.more();
   }
   return out;
+}
+
+Expected<void> SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
+                          zmq::message_t* identity) {
+  try {
+    if (identity != nullptr) socket.send(*identity, zmq::send_flags::sndmore);
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      socket.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    return MakeError(ErrorKind::kDisconnected, "wire.blob.send", e.what());
+  }
+  return Ok();
 }
 
 Expected<std::uint64_t> FetchBlob(ChunkChannel& channel, const std::string& digest,
@@ -56,10 +71,10 @@ Expected<std::uint64_t> FetchBlob(ChunkChannel& channel, const std::string& dige
   std::unique_ptr<cas::BlobWriter> writer;
   std::uint64_t next_request = chunk;  // offset of the next request to send
   std::uint64_t written = 0;           // bytes handed to the writer, in order
-  std::map<std::uint64_t, std::string> early;  // chunks that overtook one
+  std::map<std::uint64_t, zmq::message_t> early;  // chunks that overtook one
   while (!total || written < *total) {
     MF_TRY(answer, channel.Receive(options.idle_timeout));
-    auto header = DecodeBlobChunk(answer.first);
+    auto header = DecodeBlobChunk(answer.header);
     if (!header.ok())
       return MakeError(ErrorKind::kInvalidInput, "wire.blob",
                        "malformed answer from the blob server: " + header.error().message);
@@ -77,15 +92,15 @@ Expected<std::uint64_t> FetchBlob(ChunkChannel& channel, const std::string& dige
     }
     const std::uint64_t expect_len = header->offset < *total ? std::min<std::uint64_t>(chunk, *total - header->offset) : 0;
     if (header->offset >= *total && *total != 0) continue;
-    if (answer.second.size() != expect_len)
+    if (answer.payload.size() != expect_len)
       return MakeError(ErrorKind::kIntegrity, "wire.blob",
                        "chunk at " + std::to_string(header->offset) + " of " + digest + " has " +
-                           std::to_string(answer.second.size()) + " bytes, expected " +
+                           std::to_string(answer.payload.size()) + " bytes, expected " +
                            std::to_string(expect_len));
     if (header->offset < written) continue;  // duplicate
-    early.emplace(header->offset, std::move(answer.second));
+    early.emplace(header->offset, std::move(answer.payload));
     while (!early.empty() && early.begin()->first == written) {
-      MF_TRY_VOID(writer->Write(early.begin()->second));
+      MF_TRY_VOID(writer->Write(early.begin()->second.to_string_view()));
       written += early.begin()->second.size();
       early.erase(early.begin());
       // One chunk consumed, one credit back.
@@ -100,7 +115,7 @@ Expected<std::uint64_t> FetchBlob(ChunkChannel& channel, const std::string& dige
   return written;
 }
 
-std::vector<std::string> AnswerBlobRequest(std::string_view request, const BlobPathFn& path_of) {
+std::vector<zmq::message_t> AnswerBlobRequest(std::string_view request, const BlobPathFn& path_of) {
   auto req = DecodeBlobRequest(request);
   if (!req.ok()) {
     MF_LOG_WARN("dropped a malformed BlobRequest: {}", req.error().ToString());
@@ -112,7 +127,9 @@ std::vector<std::string> AnswerBlobRequest(std::string_view request, const BlobP
   auto fail = [&](Error e) {
     header.error = std::move(e);
     auto bytes = EncodeBlobChunk(header);
-    return bytes.ok() ? std::vector<std::string>{*bytes} : std::vector<std::string>{};
+    std::vector<zmq::message_t> out;
+    if (bytes.ok()) out.emplace_back(bytes->data(), bytes->size());
+    return out;
   };
   auto path = path_of(req->digest);
   if (!path.ok()) return fail(std::move(path).error());
@@ -121,12 +138,14 @@ std::vector<std::string> AnswerBlobRequest(std::string_view request, const BlobP
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0)
     return fail(MakeError(ErrorKind::kInvalidInput, "cas.not_found", "blob " + req->digest + " is not here"));
   header.total_size = static_cast<std::uint64_t>(st.st_size);
-  std::string payload;
-  if (req->offset < header.total_size) {
-    payload.resize(std::min<std::uint64_t>(req->length, header.total_size - req->offset));
+  zmq::message_t payload(req->offset < header.total_size
+                             ? std::min<std::uint64_t>(req->length, header.total_size - req->offset)
+                             : 0);
+  {
+    char* data = static_cast<char*>(payload.data());
     std::size_t got = 0;
     while (got < payload.size()) {
-      ssize_t n = ::pread(fd.get(), payload.data() + got, payload.size() - got,
+      ssize_t n = ::pread(fd.get(), data + got, payload.size() - got,
                           static_cast<off_t>(req->offset + got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0)
@@ -137,7 +156,10 @@ std::vector<std::string> AnswerBlobRequest(std::string_view request, const BlobP
   }
   auto bytes = EncodeBlobChunk(header);
   if (!bytes.ok()) return {};
-  return {*bytes, std::move(payload)};
+  std::vector<zmq::message_t> out;
+  out.emplace_back(bytes->data(), bytes->size());
+  out.push_back(std::move(payload));
+  return out;
 }
 
 }  // namespace manifold::wire

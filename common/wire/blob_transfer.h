@@ -21,16 +21,24 @@
 
 namespace manifold::wire {
 
+/// One answer of a blob server: the BlobChunk header and the payload frame
+/// as it came off the socket (empty when none), never copied on the way to
+/// the store.
+struct ChunkAnswer {
+  std::string header;
+  zmq::message_t payload;
+};
+
 /// One side of a conversation with a blob server: sends a request frame,
-/// receives (header, payload) pairs. A DEALER socket, or a pipe through a
-/// reactor that owns the real socket.
+/// receives answers. A DEALER socket, or a pipe through a reactor that owns
+/// the real socket.
 class ChunkChannel {
  public:
   virtual ~ChunkChannel() = default;
   virtual Expected<void> Send(const std::string& request) = 0;
-  /// The next answer: header bytes and the payload frame ("" when none).
-  /// Errors: kTransient "wire.blob.timeout" after `timeout` of silence.
-  virtual Expected<std::pair<std::string, std::string>> Receive(std::chrono::milliseconds timeout) = 0;
+  /// The next answer. Errors: kTransient "wire.blob.timeout" after
+  /// `timeout` of silence.
+  virtual Expected<ChunkAnswer> Receive(std::chrono::milliseconds timeout) = 0;
 };
 
 /// A connected DEALER socket as a channel (the caller owns the socket).
@@ -38,7 +46,7 @@ class DealerChannel : public ChunkChannel {
  public:
   explicit DealerChannel(zmq::socket_t& socket) : socket_(socket) {}
   Expected<void> Send(const std::string& request) override;
-  Expected<std::pair<std::string, std::string>> Receive(std::chrono::milliseconds timeout) override;
+  Expected<ChunkAnswer> Receive(std::chrono::milliseconds timeout) override;
 
  private:
   zmq::socket_t& socket_;
@@ -64,8 +72,14 @@ Expected<std::uint64_t> FetchBlob(ChunkChannel& channel, const std::string& dige
 using BlobPathFn = std::function<Expected<std::string>(const std::string& digest)>;
 
 /// The answer to one BlobRequest: the header frame and, unless the header
-/// carries an error, the payload frame. A malformed request gets nothing
-/// (empty vector) and is logged.
-std::vector<std::string> AnswerBlobRequest(std::string_view request, const BlobPathFn& path_of);
+/// carries an error, the payload frame, read from the file straight into
+/// its message (the socket sends it without another copy). A malformed
+/// request gets nothing (empty vector) and is logged.
+std::vector<zmq::message_t> AnswerBlobRequest(std::string_view request, const BlobPathFn& path_of);
+
+/// Sends `frames` as one multipart message, after `identity` when given
+/// (a ROUTER's reply). Errors: kDisconnected "wire.blob.send".
+Expected<void> SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
+                          zmq::message_t* identity = nullptr);
 
 }  // namespace manifold::wire

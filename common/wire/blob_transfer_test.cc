@@ -72,10 +72,7 @@ class BlobServer {
       if (silent_) continue;
       auto frames = AnswerBlobRequest(request.to_string_view(), path_of_);
       if (frames.empty()) continue;
-      socket_.send(identity, zmq::send_flags::sndmore);
-      for (std::size_t i = 0; i < frames.size(); ++i)
-        socket_.send(zmq::buffer(frames[i]),
-                     i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      EXPECT_TRUE(SendFrames(socket_, frames, &identity).ok());
     }
   }
 
@@ -228,13 +225,14 @@ class LoopbackChannel : public ChunkChannel {
     ++in_flight_;
     max_in_flight_ = std::max(max_in_flight_, in_flight_);
     auto frames = AnswerBlobRequest(request, path_of_);
-    if (!frames.empty()) answers_.emplace_back(frames[0], frames.size() > 1 ? frames[1] : "");
+    if (!frames.empty())
+      answers_.push_back({frames[0].to_string(), frames.size() > 1 ? std::move(frames[1]) : zmq::message_t()});
     return Ok();
   }
-  Expected<std::pair<std::string, std::string>> Receive(std::chrono::milliseconds) override {
+  Expected<ChunkAnswer> Receive(std::chrono::milliseconds) override {
     if (answers_.empty()) return MakeError(ErrorKind::kTransient, "wire.blob.timeout", "idle");
     --in_flight_;
-    std::pair<std::string, std::string> out;
+    ChunkAnswer out;
     if (newest_first_) {
       out = std::move(answers_.back());
       answers_.pop_back();
@@ -251,7 +249,7 @@ class LoopbackChannel : public ChunkChannel {
  private:
   BlobPathFn path_of_;
   bool newest_first_;
-  std::deque<std::pair<std::string, std::string>> answers_;
+  std::deque<ChunkAnswer> answers_;
   int requests_ = 0, in_flight_ = 0, max_in_flight_ = 0;
 };
 
@@ -292,21 +290,21 @@ TEST_F(BlobTransferTest, AnswerBlobRequestServesTheAskedRange) {
 
   auto frames = AnswerBlobRequest(*EncodeBlobRequest({digest, 5, 3}), path_of);
   ASSERT_EQ(frames.size(), 2u);
-  auto header = DecodeBlobChunk(frames[0]);
+  auto header = DecodeBlobChunk(frames[0].to_string());
   ASSERT_TRUE(header.ok()) << header.error().ToString();
   EXPECT_EQ(header->digest, digest);
   EXPECT_EQ(header->offset, 5u);
   EXPECT_EQ(header->total_size, 10u);
   EXPECT_FALSE(header->error.has_value());
-  EXPECT_EQ(frames[1], "567");
+  EXPECT_EQ(frames[1].to_string(), "567");
 
   // The tail is cut at the end of the blob; past the end is empty.
   frames = AnswerBlobRequest(*EncodeBlobRequest({digest, 8, 100}), path_of);
   ASSERT_EQ(frames.size(), 2u);
-  EXPECT_EQ(frames[1], "89");
+  EXPECT_EQ(frames[1].to_string(), "89");
   frames = AnswerBlobRequest(*EncodeBlobRequest({digest, 50, 100}), path_of);
   ASSERT_EQ(frames.size(), 2u);
-  EXPECT_EQ(frames[1], "");
+  EXPECT_EQ(frames[1].to_string(), "");
 }
 
 TEST_F(BlobTransferTest, AnswerBlobRequestDropsMalformedRequests) {

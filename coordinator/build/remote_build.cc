@@ -261,8 +261,7 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
     if (!type.ok()) return std::move(type).error().With("from the coordinator");
     if (*type == wire::ClusterType::kBlobRequest) {
       auto answer = wire::AnswerBlobRequest(frames[0], serve);
-      for (std::size_t i = 0; i < answer.size(); ++i)
-        sock->send(zmq::buffer(answer[i]), i + 1 < answer.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      MF_TRY_VOID(wire::SendFrames(*sock, answer));
       continue;
     }
     if (*type != wire::ClusterType::kBuildEvent) continue;

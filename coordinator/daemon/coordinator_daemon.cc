@@ -205,13 +205,16 @@ class ClientChannel : public wire::ChunkChannel {
     pipe_.Send({"send", client_, request});
     return Ok();
   }
-  Expected<std::pair<std::string, std::string>> Receive(std::chrono::milliseconds timeout) override {
+  Expected<wire::ChunkAnswer> Receive(std::chrono::milliseconds timeout) override {
     auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
       auto f = pipe_.ReceiveFresh(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
       if (!f) break;
-      if (f->size() >= 3 && (*f)[0] == "msg" && (*f)[1] == client_)
-        return std::make_pair((*f)[2], f->size() > 3 ? (*f)[3] : std::string());
+      if (f->size() >= 3 && (*f)[0] == "msg" && (*f)[1] == client_) {
+        wire::ChunkAnswer answer{std::move((*f)[2]), {}};
+        if (f->size() > 3) answer.payload.rebuild((*f)[3].data(), (*f)[3].size());
+        return answer;
+      }
       pipe_.SetAside(std::move(*f));
     }
     return MakeError(ErrorKind::kTransient, "wire.blob.timeout",
@@ -889,7 +892,7 @@ class Coordinator {
     });
     if (frames.empty()) return;
     Frames out{identity};
-    for (auto& fr : frames) out.push_back(std::move(fr));
+    for (auto& fr : frames) out.push_back(fr.to_string());
     Send(out);
   }
 

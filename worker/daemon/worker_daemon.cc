@@ -274,10 +274,8 @@ class Daemon {
         auto frames = wire::AnswerBlobRequest(
             std::string_view(static_cast<const char*>(body.data()), body.size()), path_of);
         if (frames.empty()) continue;
-        server.send(id, zmq::send_flags::sndmore);
-        for (std::size_t i = 0; i < frames.size(); ++i)
-          server.send(zmq::buffer(frames[i]),
-                      i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        if (auto sent = wire::SendFrames(server, frames, &id); !sent.ok())
+          MF_LOG_WARN("blob answer not sent: {}", sent.error().ToString());
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) MF_LOG_ERROR("blob server stopped: {}", e.what());
