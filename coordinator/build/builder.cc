@@ -692,23 +692,26 @@ class Build {
           if (twin_running) continue;
           bool no_run = true;
           for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
-          std::map<std::string, int> held, load;
-          if (cluster) {
-            for (const auto& d : InputBlobs(js))
-              for (const auto& w : cluster->HolderIds(d)) ++held[w];
-            for (const auto& [id, s] : slots) load.emplace(worker_of(id), cluster->Load(worker_of(id)));
-          }
           std::vector<SlotView> views;
           views.reserve(slots.size());
           for (const auto& [id, s] : slots)
             if (!quarantined.count(worker_of(id))) views.push_back({id, worker_of(id), &s.platforms, s.job.empty()});
-          PlacementRequest pr{js.job.platform, !no_run, &held, &load};
-          Placement placed = Place(pr, views);
-          const std::string& best = placed.slot;
-          if (best.empty()) {
+          // Whether any slot can take it now, before asking the index who
+          // holds what (a long queue waits on busy slots every pass).
+          Placement placed = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views);
+          if (placed.slot.empty()) {
             if (!placed.capable) unplaced = true;
             continue;
           }
+          if (cluster) {
+            if (ReviveLostInputs(js)) continue;
+            std::map<std::string, int> held, load;
+            for (const auto& d : InputBlobs(js))
+              for (const auto& w : cluster->HolderIds(d)) ++held[w];
+            for (const auto& v : views) load.emplace(v.worker, cluster->Load(v.worker));
+            placed = Place(PlacementRequest{js.job.platform, !no_run, &held, &load}, views);
+          }
+          const std::string best = placed.slot;
           std::uint64_t epoch = ++epochs[js.job.id];
           MF_TRY(data, MakeJob(js, epoch));
           MF_TRY(bytes, wire::EncodeStageJob(data));
@@ -944,6 +947,33 @@ class Build {
       default:
         return false;
     }
+  }
+
+  /// A finished stage whose result no live node holds any more (its worker
+  /// left before anyone fetched it) is built again before the jobs that
+  /// read it: a step is built again only when no copy survives. True when
+  /// `js` must wait for that.
+  bool ReviveLostInputs(const JobState& js) {
+    std::vector<std::string> inputs;
+    if (!js.job.base_job.empty()) inputs.push_back(js.job.base_job);
+    for (const auto& [ref, id] : js.stage_inputs) inputs.push_back(id);
+    bool revived = false;
+    for (const auto& id : inputs) {
+      auto& up = jobs_[index_.at(id)];
+      if (up.status != JobState::Status::kDone) continue;
+      bool lost = req_.cluster->Holders(up.config_digest).empty();
+      for (const auto& l : up.layers) lost = lost || req_.cluster->Holders(l.digest).empty();
+      if (!lost) continue;
+      printer_.Line("[" + up.job.target_platform.ToString() + " " + up.job.stage +
+                    "] its result left the farm with its worker; the stage is built again");
+      up.status = JobState::Status::kPending;
+      up.cached_whole = false;
+      up.config_digest.clear();
+      up.layers.clear();
+      up.step_cached.assign(up.job.instructions.size(), false);
+      revived = true;
+    }
+    return revived;
   }
 
   /// Blobs a job reads: its base image's, its input stages' and images',

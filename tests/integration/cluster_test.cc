@@ -499,6 +499,46 @@ TEST_F(ClusterTest, WorkerKilledMidRunIsReplacedAndTheIndexIsTheSame) {
   EXPECT_NE(ReadFile(workers_[victim]->log()).find("worker " + victim + " rejoins"), std::string::npos);
 }
 
+// A stage result held only by a worker that then died (never fetched by
+// anyone: not a target) is built again on a live worker before the stage
+// that reads it, and the image is the one a clean run makes.
+TEST_F(ClusterTest, AStageResultLostWithItsWorkerIsBuiltAgain) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest AS one\nRUN echo one-built > /1\n"
+            "FROM busybox:latest AS slow\nRUN echo slow-begin && sleep 6 && echo s > /s\n"
+            "FROM busybox:latest\nCOPY --from=one /1 /1\nCOPY --from=slow /s /s\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::thread build = BuildInBackground(ctx, log);
+  std::smatch m;
+  std::string text;
+  ASSERT_TRUE(WaitFor([&] {
+    text = ReadFile(log);
+    return std::regex_search(text, m, std::regex("\\[linux/amd64 one\\] scheduled on (w[ab])"));
+  })) << text;
+  const std::string holder = m[1];
+  const std::string other = holder == "wa" ? "wb" : "wa";
+  // "one" finished and reported; "slow" is still sleeping on the other one.
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(workers_[holder]->log()).find("done: stage one") != std::string::npos; }))
+      << ReadFile(workers_[holder]->log());
+  ::kill(workers_[holder]->pid(), SIGKILL);
+  workers_[holder]->Stop();
+  build.join();
+  text = ReadFile(log);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+  EXPECT_NE(text.find("[linux/amd64 one] its result left the farm with its worker; the stage is built again"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("[linux/amd64 one] scheduled on " + other), std::string::npos) << text;
+  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
+}
+
 // Keys the coordinator does not know get nothing (RELIABILITY G1) until
 // allow-client admits them; a removed worker is refused from then on.
 TEST_F(ClusterTest, UnknownKeysAndRemovedWorkersAreRefused) {
