@@ -55,13 +55,14 @@ void AddWorkersCommands(CLI::App& app, int* exit_code) {
     }
     if (req.action == "rm") std::cerr << "removed worker " << req.worker_id << "\n";
     if (req.action == "drain") std::cerr << "draining worker " << req.worker_id << "\n";
-    std::printf("%-20s %-22s %-9s %-5s %-6s %s\n", "ID", "ADDRESS", "STATE", "JOBS", "CPUS", "PLATFORMS");
+    std::printf("%-20s %-22s %-11s %-5s %-6s %s\n", "ID", "ADDRESS", "STATE", "JOBS", "CPUS", "PLATFORMS");
     for (const auto& w : reply->workers) {
       std::string plats;
       for (const auto& [p, emu] : w.platforms) plats += (plats.empty() ? "" : ",") + p.ToString() + (emu ? "(emulated)" : "");
-      std::printf("%-20s %-22s %-9s %u/%-3u %-6u %s  mem %s disk %s\n", w.worker_id.c_str(),
+      std::printf("%-20s %-22s %-11s %u/%-3u %-6u %s  mem %s disk %s%s\n", w.worker_id.c_str(),
                   w.address.c_str(), w.state.c_str(), w.running_jobs, w.slots, w.cpus, plats.c_str(),
-                  Bytes(w.memory_bytes).c_str(), Bytes(w.disk_free_bytes).c_str());
+                  Bytes(w.memory_bytes).c_str(), Bytes(w.disk_free_bytes).c_str(),
+                  w.note.empty() ? "" : ("  (" + w.note + ")").c_str());
     }
   });
   auto* key = app.add_subcommand("client-key",

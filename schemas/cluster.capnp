@@ -47,6 +47,9 @@ struct Heartbeat {
   cpus @8 :UInt32;
   memoryBytes @9 :UInt64;
   hostname @10 :Text;
+  degraded @11 :Text;
+  # why the worker would rather stay idle (low disk, its last job ran out
+  # of space); empty when healthy. Jobs go to healthy workers first.
 }
 
 struct Member {
@@ -134,13 +137,14 @@ struct WorkerInfo {
   workerId @0 :Text;
   address @1 :Text;
   platforms @2 :List(Scheduler.WorkerPlatform);
-  state @3 :Text;             # ready, busy, draining, lost, revoked
+  state @3 :Text;             # ready, busy, degraded, quarantined, draining, lost, revoked
   runningJobs @4 :UInt32;
   slots @5 :UInt32;
   cpus @6 :UInt32;
   memoryBytes @7 :UInt64;
   diskFreeBytes @8 :UInt64;
   hostname @9 :Text;
+  note @10 :Text;             # why degraded or quarantined
 }
 
 struct WorkersReply {

@@ -118,6 +118,7 @@ Expected<std::string> EncodeHeartbeat(const HeartbeatData& h) {
   MF_TRY_VOID(CheckList("Heartbeat.runningJobs", h.running_jobs.size(), 1024));
   MF_TRY_VOID(CheckEndpoint("Heartbeat.peerEndpoint", h.peer_endpoint));
   MF_TRY_VOID(CheckText("Heartbeat.hostname", h.hostname.size()));
+  MF_TRY_VOID(CheckText("Heartbeat.degraded", h.degraded.size()));
   OutgoingMessage<schema::Heartbeat> out;
   auto b = out.Body();
   b.setWorkerId(Kj(h.worker_id));
@@ -136,6 +137,7 @@ Expected<std::string> EncodeHeartbeat(const HeartbeatData& h) {
   b.setCpus(h.cpus);
   b.setMemoryBytes(h.memory_bytes);
   b.setHostname(Kj(h.hostname));
+  b.setDegraded(Kj(h.degraded));
   return out.Encode();
 }
 
@@ -151,6 +153,7 @@ Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimi
   MF_TRY(peer, ReadText("Heartbeat.peerEndpoint", r.getPeerEndpoint()));
   MF_TRY_VOID(CheckEndpoint("Heartbeat.peerEndpoint", peer));
   MF_TRY(host, ReadText("Heartbeat.hostname", r.getHostname()));
+  MF_TRY(degraded, ReadText("Heartbeat.degraded", r.getDegraded()));
   h.worker_id = std::move(id);
   h.platforms = std::move(platforms);
   h.slots = r.getSlots();
@@ -163,6 +166,7 @@ Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimi
   h.cpus = r.getCpus();
   h.memory_bytes = r.getMemoryBytes();
   h.hostname = std::move(host);
+  h.degraded = std::move(degraded);
   return h;
 }
 
@@ -556,7 +560,7 @@ Expected<std::string> EncodeWorkersReply(const WorkersReplyData& r) {
     const auto& w = r.workers[i];
     const std::string at = Idx("WorkersReply.workers", i);
     MF_TRY_VOID(CheckId(at + ".workerId", w.worker_id));
-    MF_TRY_VOID(CheckText(at + ".address", w.address.size() + w.state.size() + w.hostname.size()));
+    MF_TRY_VOID(CheckText(at + ".address", w.address.size() + w.state.size() + w.hostname.size() + w.note.size()));
     auto wb = ws[static_cast<unsigned>(i)];
     wb.setWorkerId(Kj(w.worker_id));
     wb.setAddress(Kj(w.address));
@@ -569,6 +573,7 @@ Expected<std::string> EncodeWorkersReply(const WorkersReplyData& r) {
     wb.setMemoryBytes(w.memory_bytes);
     wb.setDiskFreeBytes(w.disk_free_bytes);
     wb.setHostname(Kj(w.hostname));
+    wb.setNote(Kj(w.note));
   }
   if (r.error) MF_TRY_VOID(WriteError("WorkersReply.error", *r.error, b.initError()));
   return out.Encode();
@@ -590,7 +595,9 @@ Expected<WorkersReplyData> DecodeWorkersReply(std::string_view bytes,
     MF_TRY(platforms, ReadPlatforms(at + ".platforms", ws[i].getPlatforms()));
     MF_TRY(state, ReadText(at + ".state", ws[i].getState()));
     MF_TRY(host, ReadText(at + ".hostname", ws[i].getHostname()));
+    MF_TRY(note, ReadText(at + ".note", ws[i].getNote()));
     w.worker_id = std::move(id);
+    w.note = std::move(note);
     w.address = std::move(address);
     w.platforms = std::move(platforms);
     w.state = std::move(state);

@@ -56,6 +56,7 @@ struct HeartbeatData {
   std::uint32_t cpus = 0;
   std::uint64_t memory_bytes = 0;
   std::string hostname;
+  std::string degraded;  ///< why it would rather stay idle; "" = healthy
 };
 Expected<std::string> EncodeHeartbeat(const HeartbeatData& h);
 Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimits& limits = {});
@@ -152,13 +153,14 @@ struct WorkerInfoData {
   std::string worker_id;
   std::string address;
   PlatformList platforms;
-  std::string state;  ///< ready, busy, draining, lost, revoked
+  std::string state;  ///< ready, busy, degraded, quarantined, draining, lost, revoked
   std::uint32_t running_jobs = 0;
   std::uint32_t slots = 0;
   std::uint32_t cpus = 0;
   std::uint64_t memory_bytes = 0;
   std::uint64_t disk_free_bytes = 0;
   std::string hostname;
+  std::string note;  ///< why degraded or quarantined
 };
 struct WorkersReplyData {
   std::vector<WorkerInfoData> workers;

@@ -199,6 +199,7 @@ TEST(ClusterWireTest, HeartbeatRoundTripsEveryField) {
   in.cpus = 8;
   in.memory_bytes = 16ull << 30;
   in.hostname = "pi-5";
+  in.degraded = "low disk: 12 MiB free";
   auto bytes = EncodeHeartbeat(in);
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
   auto out = DecodeHeartbeat(*bytes);
@@ -214,6 +215,7 @@ TEST(ClusterWireTest, HeartbeatRoundTripsEveryField) {
   EXPECT_EQ(out->cpus, 8u);
   EXPECT_EQ(out->memory_bytes, in.memory_bytes);
   EXPECT_EQ(out->hostname, "pi-5");
+  EXPECT_EQ(out->degraded, "low disk: 12 MiB free");
 }
 
 TEST(ClusterWireTest, HeartbeatRefusesInvalidWorkerId) {
@@ -611,7 +613,8 @@ TEST(ClusterWireTest, WorkersReplyRoundTripsEveryField) {
   w.hostname = "pi-4";
   in.workers = {w};
   w.worker_id = "w2";
-  w.state = "lost";
+  w.state = "quarantined";
+  w.note = "failed 3 jobs in a row: disk full";
   w.platforms.clear();
   in.workers.push_back(w);
   in.error = MakeError(ErrorKind::kInvalidInput, "cluster.unknown_worker", "no worker w9");
@@ -634,6 +637,7 @@ TEST(ClusterWireTest, WorkersReplyRoundTripsEveryField) {
     EXPECT_EQ(b.memory_bytes, a.memory_bytes);
     EXPECT_EQ(b.disk_free_bytes, a.disk_free_bytes);
     EXPECT_EQ(b.hostname, a.hostname);
+    EXPECT_EQ(b.note, a.note);
   }
   ASSERT_TRUE(out->error.has_value());
   ExpectSameError(*in.error, *out->error);

@@ -695,7 +695,9 @@ class Build {
           std::vector<SlotView> views;
           views.reserve(slots.size());
           for (const auto& [id, s] : slots)
-            if (!quarantined.count(worker_of(id))) views.push_back({id, worker_of(id), &s.platforms, s.job.empty()});
+            if (!quarantined.count(worker_of(id)))
+              views.push_back({id, worker_of(id), &s.platforms, s.job.empty(),
+                               cluster && cluster->Degraded(worker_of(id))});
           // Whether any slot can take it now, before asking the index who
           // holds what (a long queue waits on busy slots every pass).
           Placement placed = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views);
@@ -844,8 +846,11 @@ class Build {
             js.status = JobState::Status::kPending;
             if (++worker_failures[w] >= kQuarantineAfter && !quarantined.count(w)) {
               quarantined.insert(w);
-              printer_.Line("worker " + w + " failed " + std::to_string(worker_failures[w]) +
-                            " jobs in a row; taken out of rotation for this build");
+              const std::string why =
+                  "failed " + std::to_string(worker_failures[w]) + " jobs in a row: " + r->error->message;
+              auto quarantine = cluster->Quarantine(w, why);
+              printer_.Line("worker " + w + " " + why + "; taken out of rotation (quarantined for " +
+                            std::to_string(quarantine.count() / 1000) + " s)");
               for (auto it = slots.begin(); it != slots.end();)
                 it = worker_of(it->first) == w && it->second.job.empty() ? slots.erase(it) : std::next(it);
             }

@@ -49,6 +49,13 @@ class ClusterBackend {
 
   /// How long a job may wait for a worker of its platform (RELIABILITY H4).
   virtual std::chrono::milliseconds worker_wait() const = 0;
+
+  /// The worker says it would rather stay idle (low disk, its last job ran
+  /// out of space): jobs go to healthy workers first (RELIABILITY H8).
+  virtual bool Degraded(const std::string& worker) const = 0;
+  /// Takes `worker` out of rotation for every build, for the returned time
+  /// (RELIABILITY H5: a build quarantines a worker that keeps failing).
+  virtual std::chrono::milliseconds Quarantine(const std::string& worker, const std::string& why) = 0;
 };
 
 }  // namespace manifold::coordinator

@@ -10,7 +10,7 @@ namespace manifold::coordinator {
 
 Placement Place(const PlacementRequest& job, const std::vector<SlotView>& slots) {
   Placement out;
-  std::tuple<int, int, int> best{99, 0, 0};  // (emulated, -held, load): smaller wins
+  std::tuple<int, bool, int, int> best{99, false, 0, 0};  // (emulated, degraded, -held, load): smaller wins
   auto count = [](const std::map<std::string, int>* m, const std::string& w) {
     if (!m) return 0;
     auto it = m->find(w);
@@ -25,7 +25,7 @@ Placement Place(const PlacementRequest& job, const std::vector<SlotView>& slots)
     if (rank == 99) continue;
     out.capable = true;
     if (!s.idle) continue;
-    std::tuple<int, int, int> score{rank, -count(job.held, s.worker), count(job.load, s.worker)};
+    std::tuple<int, bool, int, int> score{rank, s.degraded, -count(job.held, s.worker), count(job.load, s.worker)};
     if (out.slot.empty() || score < best) {
       out.slot = s.id;
       best = score;

@@ -1,7 +1,8 @@
 // Where a ready job runs (DESIGN.md "A build, end to end", 3): a slot that
 // runs its platform natively if one is free, else one that emulates it;
-// among those, the one whose worker holds most of the job's inputs, then
-// the least loaded worker. Jobs without RUN steps run on any slot. Pure and
+// among those, a healthy worker before a degraded one (it asked to stay
+// idle: RELIABILITY H8), then the one whose worker holds most of the job's
+// inputs, then the least loaded worker. Jobs without RUN steps run on any slot. Pure and
 // linear in the slots, so the farm's scheduler stays cheap with thousands.
 #pragma once
 #include <map>
@@ -18,6 +19,7 @@ struct SlotView {
   std::string worker;
   const std::vector<std::pair<oci::Platform, bool>>* platforms = nullptr;  ///< (platform, emulated)
   bool idle = true;
+  bool degraded = false;  ///< its worker would rather stay idle
 };
 
 struct PlacementRequest {

@@ -34,6 +34,17 @@ TEST(PlacementTest, MostInputsThenLeastLoaded) {
   EXPECT_EQ(Place({kAmd64, true, &held, &load}, slots).slot, "b-s0");
 }
 
+TEST(PlacementTest, HealthyBeforeDegradedWhateverItHolds) {
+  std::vector<SlotView> slots{{"a-s0", "a", &kAmdHost, true, true}, {"b-s0", "b", &kAmdHost, true, false}};
+  std::map<std::string, int> held{{"a", 9}}, load{{"b", 4}};
+  EXPECT_EQ(Place({kAmd64, true, &held, &load}, slots).slot, "b-s0");
+  // Still better than nothing, and native still beats emulated.
+  slots[1].idle = false;
+  EXPECT_EQ(Place({kAmd64, true, &held, &load}, slots).slot, "a-s0");
+  std::vector<SlotView> arm{{"x-s0", "x", &kAmdHost, true, false}, {"p-s0", "p", &kArmHost, true, true}};
+  EXPECT_EQ(Place({kArm64, true, nullptr, nullptr}, arm).slot, "p-s0");
+}
+
 TEST(PlacementTest, NoSlotForThePlatformIsNotCapable) {
   std::vector<SlotView> slots{{"arm-s0", "arm", &kArmHost, true}};
   auto p = Place({kAmd64, true, nullptr, nullptr}, slots);

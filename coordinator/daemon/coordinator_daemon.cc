@@ -115,9 +115,28 @@ struct WorkerState {
   /// Slots a job could not be sent to (not connected yet): offered to the
   /// build again with the next heartbeat.
   std::set<std::string> unreachable;
+  /// Why the worker would rather stay idle (it says so); "" = healthy.
+  std::string degraded;
+  /// Out of rotation until then after failing job after job (not kept
+  /// across coordinator restarts).
+  Clock::time_point quarantined_until{};
+  std::string quarantine_note;
 
-  bool Takes() const { return connected && !revoked && !drain && !draining; }
+  bool Quarantined() const { return Clock::now() < quarantined_until; }
+  bool Takes() const { return connected && !revoked && !drain && !draining && !Quarantined(); }
 };
+
+/// Idle slots of a worker that takes no new jobs, not yet withdrawn.
+std::vector<std::string> Withdraw(WorkerState& w) {
+  std::vector<std::string> out;
+  for (std::uint32_t i = 0; i < w.slots; ++i) {
+    std::string s = w.id + "-s" + std::to_string(i);
+    if (w.busy.count(s) || w.withdrawn.count(s)) continue;
+    w.withdrawn.insert(s);
+    out.push_back(s);
+  }
+  return out;
+}
 
 /// Everything the reactor, the ZAP handler and the build thread share.
 struct Shared {
@@ -258,8 +277,8 @@ class EventBuf : public std::streambuf {
 class FarmBackend : public ClusterBackend {
  public:
   FarmBackend(Shared& shared, Pipe& pipe, zmq::context_t& ctx, image::ImageStore& store,
-              std::chrono::milliseconds worker_wait)
-      : shared_(shared), pipe_(pipe), ctx_(ctx), store_(store), worker_wait_(worker_wait) {}
+              const CoordinatorConfig& cfg)
+      : shared_(shared), pipe_(pipe), ctx_(ctx), store_(store), cfg_(cfg) {}
 
   void Send(const std::string& slot, const std::string& bytes) override {
     pipe_.Send({"send", slot, bytes});
@@ -363,14 +382,34 @@ class FarmBackend : public ClusterBackend {
     return Ok();
   }
 
-  std::chrono::milliseconds worker_wait() const override { return worker_wait_; }
+  std::chrono::milliseconds worker_wait() const override { return cfg_.worker_wait; }
+
+  bool Degraded(const std::string& worker) const override {
+    std::lock_guard lock(shared_.mu);
+    auto it = shared_.workers.find(worker);
+    return it != shared_.workers.end() && !it->second.degraded.empty();
+  }
+
+  std::chrono::milliseconds Quarantine(const std::string& worker, const std::string& why) override {
+    std::lock_guard lock(shared_.mu);
+    auto it = shared_.workers.find(worker);
+    if (it == shared_.workers.end()) return cfg_.quarantine;
+    auto& w = it->second;
+    w.quarantined_until = Clock::now() + cfg_.quarantine;
+    w.quarantine_note = why;
+    MF_LOG_WARN("worker {} quarantined for {} s: {}", worker, cfg_.quarantine.count() / 1000, why);
+    // Its idle slots are gone from the build already; busy ones leave as
+    // their jobs end, and all come back with the first heartbeat after.
+    (void)Withdraw(w);
+    return cfg_.quarantine;
+  }
 
  private:
   Shared& shared_;
   Pipe& pipe_;
   zmq::context_t& ctx_;
   image::ImageStore& store_;
-  std::chrono::milliseconds worker_wait_;
+  const CoordinatorConfig& cfg_;
 };
 
 struct ActiveBuild {
@@ -473,7 +512,7 @@ void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t
     MF_TRY_VOID(wire::MaterializeContext(context_dir, submit.context, store->blobs()));
 
     // 2. The build, as the embedded one, with the farm behind it.
-    FarmBackend backend(shared, pipe, ctx, *store, cfg.worker_wait);
+    FarmBackend backend(shared, pipe, ctx, *store, cfg);
     BuildRequest req;
     req.context_dir = context_dir;
     req.dockerfile_content = submit.dockerfile;
@@ -804,7 +843,13 @@ class Coordinator {
         w.hostname = h->hostname;
         if (h->draining && !w.draining) MF_LOG_INFO("worker {} is draining", worker);
         w.draining = h->draining;
-        if (!was && w.Takes()) {
+        if (h->degraded != w.degraded) {
+          if (h->degraded.empty()) MF_LOG_INFO("worker {} is healthy again", worker);
+          else MF_LOG_WARN("worker {} degraded: {}", worker, h->degraded);
+          w.degraded = h->degraded;
+        }
+        // Back in rotation: new, reconnected, or out of quarantine.
+        if (w.Takes() && (!was || !w.withdrawn.empty())) {
           fresh = true;
           w.withdrawn.clear();
           w.unreachable.clear();
@@ -840,18 +885,6 @@ class Coordinator {
       auto bytes = wire::EncodeHeartbeatReply(r);
       if (bytes.ok()) Send({m.worker_id + "-ctl", *bytes});
     }
-  }
-
-  /// Idle slots of a worker that takes no new jobs, not yet withdrawn.
-  static std::vector<std::string> Withdraw(WorkerState& w) {
-    std::vector<std::string> out;
-    for (std::uint32_t i = 0; i < w.slots; ++i) {
-      std::string s = w.id + "-s" + std::to_string(i);
-      if (w.busy.count(s) || w.withdrawn.count(s)) continue;
-      w.withdrawn.insert(s);
-      out.push_back(s);
-    }
-    return out;
   }
 
   void HelloToBuild(const std::string& slot, const wire::PlatformList& platforms) {
@@ -1018,8 +1051,11 @@ class Coordinator {
         i.state = w.revoked ? "revoked"
                   : !w.connected ? "lost"
                   : (w.drain || w.draining) ? "draining"
+                  : w.Quarantined() ? "quarantined"
                   : !w.busy.empty() ? "busy"
-                                    : "ready";
+                  : !w.degraded.empty() ? "degraded"
+                                        : "ready";
+        i.note = w.Quarantined() ? w.quarantine_note : w.degraded;
         i.running_jobs = static_cast<std::uint32_t>(w.busy.size());
         i.slots = w.slots;
         i.cpus = w.cpus;

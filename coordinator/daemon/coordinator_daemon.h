@@ -24,6 +24,9 @@ struct CoordinatorConfig {
   std::chrono::milliseconds heartbeat_timeout{10'000};
   /// How long a job waits for a worker of its platform (RELIABILITY H4).
   std::chrono::milliseconds worker_wait{120'000};
+  /// How long a worker that failed job after job stays out of rotation
+  /// (RELIABILITY H5: quarantined for the build, then globally).
+  std::chrono::milliseconds quarantine{600'000};
   /// UDP beacon target ("" = no beacon): a broadcast address, or 127.0.0.1.
   std::string beacon_address;
   std::uint16_t beacon_port = 7699;

@@ -16,6 +16,7 @@ constexpr const char* kUsage = R"(usage: manifold-coordinator [flags]
   --state-dir DIR           default /var/lib/manifold/coordinator
   --heartbeat-timeout SEC   a worker silent this long is lost (default 10)
   --worker-wait SEC         how long a job waits for a worker of its platform (default 120)
+  --quarantine SEC          how long a worker failing job after job takes no jobs (default 600)
   --beacon ADDR             announce on UDP to ADDR (a broadcast address) for --discover
   --beacon-port N           default 7699
   --log-level LEVEL         trace, debug, info (default), warn, error
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   auto args = ParseDaemonArgs(argc, argv, "/etc/manifold/coordinator.toml",
-                              {"listen", "state_dir", "heartbeat_timeout", "worker_wait", "beacon",
+                              {"listen", "state_dir", "heartbeat_timeout", "worker_wait", "quarantine", "beacon",
                                "beacon_port", "log_level"},
                               {});
   if (!args.ok()) {
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
     c.heartbeat_timeout = std::chrono::milliseconds(static_cast<long>(std::atof(v["heartbeat_timeout"].c_str()) * 1000));
   if (v.count("worker_wait"))
     c.worker_wait = std::chrono::milliseconds(static_cast<long>(std::atof(v["worker_wait"].c_str()) * 1000));
+  if (v.count("quarantine"))
+    c.quarantine = std::chrono::milliseconds(static_cast<long>(std::atof(v["quarantine"].c_str()) * 1000));
   c.beacon_address = v["beacon"];
   if (v.count("beacon_port")) c.beacon_port = static_cast<std::uint16_t>(std::atoi(v["beacon_port"].c_str()));
   const char* daemon_json = std::getenv("MANIFOLD_DAEMON_CONFIG");

@@ -499,6 +499,49 @@ TEST_F(ClusterTest, WorkerKilledMidRunIsReplacedAndTheIndexIsTheSame) {
   EXPECT_NE(ReadFile(workers_[victim]->log()).find("worker " + victim + " rejoins"), std::string::npos);
 }
 
+// A worker stopped (SIGSTOP: its process hung, its TCP connections open)
+// mid-RUN is declared lost when its heartbeats stop; the job runs elsewhere.
+// Resumed, the worker's late result carries a stale lease epoch and is
+// dropped; the worker rejoins (RELIABILITY H2).
+TEST_F(ClusterTest, AHungWorkerIsReplacedAndItsLateResultDropped) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest\nRUN echo step-started && sleep 5 && echo slow > /slow.txt\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::thread build = BuildInBackground(ctx, log);
+  std::smatch m;
+  std::string text;
+  ASSERT_TRUE(WaitFor([&] {
+    text = ReadFile(log);
+    return std::regex_search(text, m, std::regex("@(w[ab])\\] \\| step-started"));
+  })) << text;
+  const std::string victim = m[1];
+  const std::string survivor = victim == "wa" ? "wb" : "wa";
+  ::kill(workers_[victim]->pid(), SIGSTOP);
+  bool replaced = WaitFor([&] { return ReadFile(log).find("worker " + victim + " lost") != std::string::npos; });
+  ::kill(workers_[victim]->pid(), SIGCONT);
+  ASSERT_TRUE(replaced) << ReadFile(log);
+  build.join();
+  text = ReadFile(log);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
+  // The resumed worker finished its copy of the job while the survivor ran
+  // the new lease: that result was refused, not taken.
+  EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
+                                std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
+      << ReadFile(coordinator_->log());
+  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
+  // Back in the farm.
+  std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+  EXPECT_TRUE(std::regex_search(list, std::regex("\n" + victim + " +127\\.0\\.0\\.1:[0-9]+ +ready"))) << list;
+}
+
 // A stage result held only by a worker that then died (never fetched by
 // anyone: not a target) is built again on a live worker before the stage
 // that reads it, and the image is the one a clean run makes.
@@ -651,15 +694,29 @@ TEST_F(ClusterTest, AWorkerThatKeepsFailingIsTakenOutOfRotation) {
   StartWorker("wgood", 2);
   build.join();
   std::string text = ReadFile(log);
-  workers_.erase("wbad");
-  RunCommand("umount -l " + bad, &out);
   ASSERT_NE(text.find("rc=0"), std::string::npos) << text;
   EXPECT_NE(text.find("failed on wbad"), std::string::npos) << text;
   EXPECT_NE(text.find("the job runs again elsewhere"), std::string::npos) << text;
-  EXPECT_NE(text.find("worker wbad failed 3 jobs in a row; taken out of rotation for this build"), std::string::npos)
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex("worker wbad failed 3 jobs in a row: [^\n]+; taken out of rotation \\(quarantined for 600 s\\)")))
       << text;
   EXPECT_NE(text.find("@wgood] RUN echo 1"), std::string::npos) << text;
   EXPECT_EQ(text.find("@wbad] DONE"), std::string::npos) << text;
+  // The worker said it was short of disk from the start (H8)...
+  EXPECT_NE(ReadFile(workers_["wbad"]->log()).find("degraded: low disk: "), std::string::npos);
+  EXPECT_NE(ReadFile(coordinator_->log()).find("worker wbad degraded: low disk: "), std::string::npos);
+  // ...and stays out of rotation for the next builds too (H5), as listed.
+  std::string listed = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+  EXPECT_TRUE(std::regex_search(listed, std::regex("\nwbad +127\\.0\\.0\\.1:[0-9]+ +quarantined .*\\(failed 3 jobs in a row: ")))
+      << listed;
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest AS a\nRUN echo a > /a\nFROM busybox:latest AS b\nRUN echo b > /b\n"
+                                 "FROM busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n");
+  Result again = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(again.rc, 0) << again.out;
+  EXPECT_EQ(again.out.find("on wbad"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("scheduled on wgood"), std::string::npos) << again.out;
+  workers_.erase("wbad");
+  RunCommand("umount -l " + bad, &out);
 }
 
 // SIGTERM drains a worker: the running job finishes, the worker exits 0
@@ -750,38 +807,43 @@ class NetnsClusterTest : public ClusterTest {
     RunCommand("for ns in c a b; do ip netns del mf${ns}" + tag_ + "; done; ip link del mfbr" + tag_, &out);
   }
   std::string Ns(const char* which) const { return "mf" + std::string(which) + tag_; }
+  /// The coordinator in namespace c, workers wa and wb in a and b, joined
+  /// by beacon discovery.
+  void StartNetnsFarm() {
+    ImportBases(coord_state_);
+    std::string out;
+    ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + coord_state_ + " | tail -1", &out), 0);
+    token_ = out.substr(0, 83);
+    const std::string beacon_port = std::to_string(FreePort());
+    coordinator_ = std::make_unique<Process>(
+        std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns("c"), MF_COORDINATOR_BIN, "--listen", address_,
+                                 "--state-dir", coord_state_, "--heartbeat-timeout", "3", "--beacon",
+                                 "10.231.0.255", "--beacon-port", beacon_port},
+        tmp_.path() + "/coordinator.log");
+    for (const char* w : {"a", "b"}) {
+      std::string id = std::string("w") + w;
+      workers_[id] = std::make_unique<Process>(
+          std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns(w), MF_WORKER_BIN, "--discover", "--beacon-port",
+                                   beacon_port, "--token", token_, "--state-dir", tmp_.path() + "/" + id,
+                                   "--id", id, "--slots", "1"},
+          tmp_.path() + "/" + id + ".log");
+    }
+    for (const char* id : {"wa", "wb"})
+      ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find(std::string("worker ") + id + " ready") != std::string::npos; }))
+          << ReadFile(coordinator_->log()) << ReadFile(workers_[id]->log());
+    // Each found the coordinator at its namespace's address and advertises its own.
+    EXPECT_NE(ReadFile(workers_["wa"]->log()).find("coordinator tcp://10.231.0.1:" + std::to_string(port_)), std::string::npos)
+        << ReadFile(workers_["wa"]->log());
+    std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+    EXPECT_TRUE(std::regex_search(list, std::regex("\nwa +10\\.231\\.0\\.2:[0-9]+ +ready"))) << list;
+    EXPECT_TRUE(std::regex_search(list, std::regex("\nwb +10\\.231\\.0\\.3:[0-9]+ +ready"))) << list;
+  }
   std::string tag_;
 };
 
 TEST_F(NetnsClusterTest, WorkersInTheirOwnNamespacesJoinByBeacon) {
-  ImportBases(coord_state_);
+  StartNetnsFarm();
   std::string out;
-  ASSERT_EQ(RunCommand(std::string(MF_COORDINATOR_BIN) + " token --state-dir " + coord_state_ + " | tail -1", &out), 0);
-  token_ = out.substr(0, 83);
-  const std::string beacon_port = std::to_string(FreePort());
-  coordinator_ = std::make_unique<Process>(
-      std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns("c"), MF_COORDINATOR_BIN, "--listen", address_,
-                               "--state-dir", coord_state_, "--heartbeat-timeout", "3", "--beacon",
-                               "10.231.0.255", "--beacon-port", beacon_port},
-      tmp_.path() + "/coordinator.log");
-  for (const char* w : {"a", "b"}) {
-    std::string id = std::string("w") + w;
-    workers_[id] = std::make_unique<Process>(
-        std::vector<std::string>{"nsenter", "--net=/var/run/netns/" + Ns(w), MF_WORKER_BIN, "--discover", "--beacon-port",
-                                 beacon_port, "--token", token_, "--state-dir", tmp_.path() + "/" + id,
-                                 "--id", id, "--slots", "1"},
-        tmp_.path() + "/" + id + ".log");
-  }
-  for (const char* id : {"wa", "wb"})
-    ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find(std::string("worker ") + id + " ready") != std::string::npos; }))
-        << ReadFile(coordinator_->log()) << ReadFile(workers_[id]->log());
-  // Each found the coordinator at its namespace's address and advertises its own.
-  EXPECT_NE(ReadFile(workers_["wa"]->log()).find("coordinator tcp://10.231.0.1:" + std::to_string(port_)), std::string::npos)
-      << ReadFile(workers_["wa"]->log());
-  std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
-  EXPECT_TRUE(std::regex_search(list, std::regex("\nwa +10\\.231\\.0\\.2:[0-9]+ +ready"))) << list;
-  EXPECT_TRUE(std::regex_search(list, std::regex("\nwb +10\\.231\\.0\\.3:[0-9]+ +ready"))) << list;
-
   std::string trace = tmp_.path() + "/trace.json";
   Result r = FarmBuild("--platform linux/amd64,linux/arm64 --trace " + trace, "examples/busybox-multistage");
   ASSERT_EQ(r.rc, 0) << r.out << ReadFile(coordinator_->log());
@@ -792,6 +854,52 @@ TEST_F(NetnsClusterTest, WorkersInTheirOwnNamespacesJoinByBeacon) {
   ImportBases(embedded);
   out = Manifold("build -q --platform linux/amd64,linux/arm64 examples/busybox-multistage", 0, embedded);
   EXPECT_EQ(Parse(0, out).digest, r.digest);
+}
+
+// A worker cut off the network (its link down) for more than twice the
+// heartbeat timeout mid-RUN: the job runs on the other worker; when the
+// link comes back the worker's late result is dropped (stale lease) and it
+// rejoins (RELIABILITY H3).
+TEST_F(NetnsClusterTest, APartitionedWorkerIsReplacedAndRejoinsOnHeal) {
+  StartNetnsFarm();
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest\nRUN echo step-started && sleep 10 && echo slow > /slow.txt\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::thread build = BuildInBackground(ctx, log);
+  std::smatch m;
+  std::string text;
+  ASSERT_TRUE(WaitFor([&] {
+    text = ReadFile(log);
+    return std::regex_search(text, m, std::regex("@w([ab])\\] \\| step-started"));
+  })) << text;
+  const std::string v = m[1];
+  const std::string victim = "w" + v, survivor = v == "a" ? "wb" : "wa";
+  const std::string link = "ip netns exec " + Ns(v.c_str()) + " ip link set mfv" + v + tag_;
+  std::string out;
+  ASSERT_EQ(RunCommand(link + " down", &out), 0) << out;
+  bool replaced = WaitFor([&] { return ReadFile(log).find("worker " + victim + " lost") != std::string::npos; });
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // partitioned for more than 2x the timeout
+  ASSERT_EQ(RunCommand(link + " up", &out), 0) << out;
+  ASSERT_TRUE(replaced) << ReadFile(log);
+  build.join();
+  text = ReadFile(log);
+  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
+  EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
+                                std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
+      << ReadFile(coordinator_->log());
+  auto ready = [&] {
+    std::string l = ReadFile(coordinator_->log());
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = l.find("worker " + victim + " ready", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  EXPECT_TRUE(WaitFor([&] { return ready() >= 2; })) << ReadFile(coordinator_->log());
+  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
+  std::string embedded = tmp_.path() + "/embedded";
+  ImportBases(embedded);
+  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
 }
 
 }  // namespace

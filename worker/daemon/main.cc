@@ -20,6 +20,8 @@ constexpr const char* kUsage = R"(usage: manifold-worker (--join HOST:PORT | --d
   --slots N             jobs at once (default 2)
   --id ID               wanted worker id (default: the host name)
   --beacon-port N       UDP port of the beacon (default 7699)
+  --min-free-disk MIB   below this free space the worker reports itself degraded
+                        and gets jobs only when no healthy one is free (default 512)
   --allow-insecure      permit RUN --security=insecure
   --log-level LEVEL     trace, debug, info (default), warn, error
   --config FILE         default /etc/manifold/worker.toml when present
@@ -35,7 +37,7 @@ int main(int argc, char** argv) {
     }
   auto args = ParseDaemonArgs(argc, argv, "/etc/manifold/worker.toml",
                               {"join", "token", "listen", "advertise", "state_dir", "slots", "id",
-                               "beacon_port", "log_level", "discover_timeout"},
+                               "beacon_port", "log_level", "discover_timeout", "min_free_disk"},
                               {"discover", "allow_insecure"});
   if (!args.ok()) {
     std::cerr << "manifold-worker: " << args.error().message << "\n" << kUsage;
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
   if (v.count("discover_timeout"))
     c.discover_timeout = std::chrono::seconds(std::atoi(v["discover_timeout"].c_str()));
   c.allow_insecure = v["allow_insecure"] == "true";
+  if (v.count("min_free_disk")) c.min_free_disk = std::strtoull(v["min_free_disk"].c_str(), nullptr, 10) << 20;
   if (c.token.empty()) {
     std::cerr << "manifold-worker: no --token (or MANIFOLD_TOKEN, or token in the config file)\n";
     return 2;

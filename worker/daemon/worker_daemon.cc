@@ -375,9 +375,33 @@ class Daemon {
       last_job_end_ = Clock::now().time_since_epoch().count();
       std::lock_guard lock(mu_);
       running_.erase(job.job_id);
+      // Out of space (or memory): say so until a job goes through.
+      if (r.error && r.error->kind == ErrorKind::kResourceExhausted)
+        last_exhausted_ = "its last job ran out of resources: " + r.error->message;
+      else if (!r.error)
+        last_exhausted_.clear();
     };
     wo.draining = &draining_;
     loop_ = std::make_unique<WorkerLoop>(ctx_, env_, wo);
+  }
+
+  /// Why this worker would rather stay idle now ("" = healthy), logged
+  /// when it changes (RELIABILITY H8, prefer_being_idle).
+  std::string Degraded(std::uint64_t disk_free) {
+    std::string why;
+    if (disk_free < cfg_.min_free_disk) {
+      why = "low disk: " + std::to_string(disk_free >> 20) + " MiB free in " + cfg_.state_dir + " (minimum " +
+            std::to_string(cfg_.min_free_disk >> 20) + " MiB)";
+    } else {
+      std::lock_guard lock(mu_);
+      why = last_exhausted_;
+    }
+    if (why != degraded_) {
+      if (why.empty()) MF_LOG_INFO("healthy again");
+      else MF_LOG_WARN("degraded: {}", why);
+      degraded_ = why;
+    }
+    return why;
   }
 
   /// Connections to blob servers, kept for one job's prefetch (a context
@@ -544,6 +568,7 @@ class Daemon {
         h.cpus = std::thread::hardware_concurrency();
         h.memory_bytes = Memory();
         h.hostname = HostName();
+        h.degraded = Degraded(h.disk_free_bytes);
         auto bytes = wire::EncodeHeartbeat(h);
         if (bytes.ok()) sock.send(zmq::buffer(*bytes), zmq::send_flags::dontwait);
         next = Clock::now() + interval;
@@ -643,6 +668,8 @@ class Daemon {
   std::mutex mu_;
   std::set<std::string> peer_keys_;
   std::set<std::string> running_;
+  std::string last_exhausted_;  ///< guarded by mu_
+  std::string degraded_;        ///< as last reported (heartbeat thread)
 };
 
 }  // namespace

@@ -27,6 +27,9 @@ struct WorkerDaemonConfig {
   unsigned slots = 2;
   bool allow_insecure = false;  ///< permits RUN --security=insecure
   std::chrono::milliseconds step_timeout{0};
+  /// Below this much free space in the state dir the worker reports itself
+  /// degraded and gets jobs only when no healthy worker is free (H8).
+  std::uint64_t min_free_disk = 512ull << 20;
 };
 
 /// Runs until `stop` becomes true (SIGTERM/SIGINT in main) and every running
