@@ -50,6 +50,8 @@ struct Heartbeat {
   degraded @11 :Text;
   # why the worker would rather stay idle (low disk, its last job ran out
   # of space); empty when healthy. Jobs go to healthy workers first.
+  membersVersion @12 :UInt64;
+  # version of the last full member list the worker holds (0: none)
 }
 
 struct Member {
@@ -60,8 +62,12 @@ struct Member {
 
 struct HeartbeatReply {
   members @0 :List(Member);
+  # the whole member list when membersFull, else members that just joined
+  # (a farm of N workers must not send N entries to N workers every beat)
   drain @1 :Bool;             # the operator asked this worker to drain
   error @2 :Common.Error;     # set when the worker is unknown or revoked
+  membersFull @3 :Bool;
+  membersVersion @4 :UInt64;  # version of the full list, when membersFull
 }
 
 # Blob transfer ("file transfer with credit"): the fetcher keeps up to N

@@ -138,6 +138,7 @@ Expected<std::string> EncodeHeartbeat(const HeartbeatData& h) {
   b.setMemoryBytes(h.memory_bytes);
   b.setHostname(Kj(h.hostname));
   b.setDegraded(Kj(h.degraded));
+  b.setMembersVersion(h.members_version);
   return out.Encode();
 }
 
@@ -167,6 +168,7 @@ Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimi
   h.memory_bytes = r.getMemoryBytes();
   h.hostname = std::move(host);
   h.degraded = std::move(degraded);
+  h.members_version = r.getMembersVersion();
   return h;
 }
 
@@ -186,6 +188,8 @@ Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r) {
     ms[static_cast<unsigned>(i)].setEndpoint(Kj(m.endpoint));
   }
   b.setDrain(r.drain);
+  b.setMembersFull(r.members_full);
+  b.setMembersVersion(r.members_version);
   if (r.error) MF_TRY_VOID(WriteError("HeartbeatReply.error", *r.error, b.initError()));
   return out.Encode();
 }
@@ -212,6 +216,8 @@ Expected<HeartbeatReplyData> DecodeHeartbeatReply(std::string_view bytes,
     h.members.push_back(std::move(m));
   }
   h.drain = r.getDrain();
+  h.members_full = r.getMembersFull();
+  h.members_version = r.getMembersVersion();
   if (r.hasError()) {
     Error e;
     MF_TRY_VOID(ReadError("HeartbeatReply.error", r.getError(), e));

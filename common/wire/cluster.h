@@ -57,6 +57,7 @@ struct HeartbeatData {
   std::uint64_t memory_bytes = 0;
   std::string hostname;
   std::string degraded;  ///< why it would rather stay idle; "" = healthy
+  std::uint64_t members_version = 0;  ///< of the last full member list held
 };
 Expected<std::string> EncodeHeartbeat(const HeartbeatData& h);
 Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimits& limits = {});
@@ -67,9 +68,12 @@ struct MemberData {
   std::string endpoint;
 };
 struct HeartbeatReplyData {
+  /// The whole list when `members_full`, else members that just joined.
   std::vector<MemberData> members;
   bool drain = false;
   std::optional<Error> error;
+  bool members_full = false;
+  std::uint64_t members_version = 0;
 };
 Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r);
 Expected<HeartbeatReplyData> DecodeHeartbeatReply(std::string_view bytes,

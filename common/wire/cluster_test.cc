@@ -200,6 +200,7 @@ TEST(ClusterWireTest, HeartbeatRoundTripsEveryField) {
   in.memory_bytes = 16ull << 30;
   in.hostname = "pi-5";
   in.degraded = "low disk: 12 MiB free";
+  in.members_version = 9;
   auto bytes = EncodeHeartbeat(in);
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
   auto out = DecodeHeartbeat(*bytes);
@@ -216,6 +217,7 @@ TEST(ClusterWireTest, HeartbeatRoundTripsEveryField) {
   EXPECT_EQ(out->memory_bytes, in.memory_bytes);
   EXPECT_EQ(out->hostname, "pi-5");
   EXPECT_EQ(out->degraded, "low disk: 12 MiB free");
+  EXPECT_EQ(out->members_version, 9u);
 }
 
 TEST(ClusterWireTest, HeartbeatRefusesInvalidWorkerId) {
@@ -259,6 +261,8 @@ TEST(ClusterWireTest, HeartbeatReplyRoundTripsMembersDrainAndError) {
   in.members = {{"coordinator", kKey, ""}, {"w2", kKey2, "tcp://10.0.0.2:7701"}};
   in.drain = true;
   in.error = MakeError(ErrorKind::kSecurity, "cluster.revoked", "worker w1 was removed");
+  in.members_full = true;
+  in.members_version = 77;
   auto bytes = EncodeHeartbeatReply(in);
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
   auto out = DecodeHeartbeatReply(*bytes);
@@ -270,6 +274,8 @@ TEST(ClusterWireTest, HeartbeatReplyRoundTripsMembersDrainAndError) {
     EXPECT_EQ(out->members[i].endpoint, in.members[i].endpoint);
   }
   EXPECT_TRUE(out->drain);
+  EXPECT_TRUE(out->members_full);
+  EXPECT_EQ(out->members_version, 77u);
   ASSERT_TRUE(out->error.has_value());
   ExpectSameError(*in.error, *out->error);
 }

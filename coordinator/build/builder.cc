@@ -677,6 +677,22 @@ class Build {
     while (true) {
       if (!failure) {
         bool unplaced = false;
+        // One view of the slots per pass (a farm has thousands, the queue
+        // thousands of jobs: nothing here may cost jobs x slots), and the
+        // final keys of running jobs.
+        std::vector<SlotView> views;
+        views.reserve(slots.size());
+        std::size_t idle = 0;
+        for (const auto& [id, s] : slots)
+          if (!quarantined.count(worker_of(id))) {
+            views.push_back({id, worker_of(id), &s.platforms, s.job.empty(),
+                             cluster && cluster->Degraded(worker_of(id))});
+            idle += s.job.empty() ? 1 : 0;
+          }
+        std::set<std::string> running_keys;
+        for (const auto& other : jobs_)
+          if (other.status == JobState::Status::kRunning) running_keys.insert(other.final_key);
+        std::map<std::pair<std::string, bool>, bool> capable;  // (platform, runs) -> some slot runs it
         // Dispatch ready jobs: native slots first (emulation is 5-20x slower),
         // then (farm) the worker holding most of the job's inputs, then the
         // least loaded one.
@@ -685,19 +701,17 @@ class Build {
           // A job with the same final key as a running one (a
           // FROM --platform=$BUILDPLATFORM stage planned for each target)
           // waits and takes its result.
-          bool twin_running = false;
-          for (const auto& other : jobs_)
-            twin_running = twin_running || (other.status == JobState::Status::kRunning &&
-                                            other.final_key == js.final_key && !js.no_cache);
-          if (twin_running) continue;
+          if (!js.no_cache && running_keys.count(js.final_key)) continue;
           bool no_run = true;
           for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
-          std::vector<SlotView> views;
-          views.reserve(slots.size());
-          for (const auto& [id, s] : slots)
-            if (!quarantined.count(worker_of(id)))
-              views.push_back({id, worker_of(id), &s.platforms, s.job.empty(),
-                               cluster && cluster->Degraded(worker_of(id))});
+          if (idle == 0) {
+            // Every slot busy: only whether one could ever run it matters.
+            auto [it, fresh] = capable.try_emplace({js.job.platform.ToString(), !no_run}, false);
+            if (fresh)
+              it->second = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views).capable;
+            if (!it->second) unplaced = true;
+            continue;
+          }
           // Whether any slot can take it now, before asking the index who
           // holds what (a long queue waits on busy slots every pass).
           Placement placed = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views);
@@ -722,6 +736,10 @@ class Build {
           js.status = JobState::Status::kRunning;
           js.slot = best;
           ++running;
+          running_keys.insert(js.final_key);
+          for (auto& v : views)
+            if (v.id == best) v.idle = false;
+          --idle;
           if (cluster)
             printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage +
                           "] scheduled on " + worker_of(best));

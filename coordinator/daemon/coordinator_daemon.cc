@@ -121,6 +121,8 @@ struct WorkerState {
   /// across coordinator restarts).
   Clock::time_point quarantined_until{};
   std::string quarantine_note;
+  /// When it was last sent the whole member list.
+  Clock::time_point members_sent{};
 
   bool Quarantined() const { return Clock::now() < quarantined_until; }
   bool Takes() const { return connected && !revoked && !drain && !draining && !Quarantined(); }
@@ -142,6 +144,8 @@ std::vector<std::string> Withdraw(WorkerState& w) {
 struct Shared {
   std::mutex mu;
   std::map<std::string, WorkerState> workers;
+  /// Bumped whenever the set of live members changes.
+  std::uint64_t members_version = 1;
   std::set<std::string> clients;
   Keys keys;
   std::string state_dir;
@@ -681,6 +685,7 @@ class Coordinator {
       for (auto& [id, w] : shared_.workers) {
         if (!w.connected || now - w.last_seen < cfg_.heartbeat_timeout) continue;
         w.connected = false;
+        ++shared_.members_version;
         MF_LOG_WARN("worker {} lost (silent for {} ms); its jobs run elsewhere", id,
                     cfg_.heartbeat_timeout.count());
         for (std::uint32_t i = 0; i < w.slots; ++i) lost_slots.push_back(id + "-s" + std::to_string(i));
@@ -830,7 +835,10 @@ class Coordinator {
         reply.error = MakeError(ErrorKind::kSecurity, "coordinator.worker.revoked", "worker " + worker + " was removed");
       } else {
         bool was = w.Takes();
-        if (!w.connected) MF_LOG_INFO("worker {} ready: {} slots, {}", worker, h->slots, h->peer_endpoint);
+        if (!w.connected) {
+          MF_LOG_INFO("worker {} ready: {} slots, {}", worker, h->slots, h->peer_endpoint);
+          ++shared_.members_version;
+        }
         w.connected = true;
         w.last_seen = Clock::now();
         w.platforms = h->platforms;
@@ -860,31 +868,49 @@ class Coordinator {
         }
         if (!w.Takes()) withdraw = Withdraw(w);
         reply.drain = w.drain;
-        for (const auto& [id, m] : shared_.workers)
-          if (!m.revoked && m.connected) reply.members.push_back({id, m.key, m.endpoint});
+        // The whole member list when the worker's is out of date, at most
+        // every 10 s (who joined reaches everyone at once through
+        // PushMember; this drops who left): a farm of N workers must not
+        // cost N x N entries a second.
+        const auto now = Clock::now();
+        if (fresh || h->members_version == 0 ||
+            (h->members_version != shared_.members_version && now - w.members_sent >= std::chrono::seconds(10))) {
+          for (const auto& [id, m] : shared_.workers)
+            if (!m.revoked && m.connected) reply.members.push_back({id, m.key, m.endpoint});
+          reply.members_full = true;
+          reply.members_version = shared_.members_version;
+          w.members_sent = now;
+        }
       }
       platforms = w.platforms;
     }
     Reply(identity, wire::EncodeHeartbeatReply(reply));
     // A worker that just came up: every other one learns its key now, so
     // their blob servers admit it before it asks them for anything.
-    if (fresh) PushMembers(worker, reply.members);
+    if (fresh) PushMember(worker);
     for (const auto& slot : hellos) HelloToBuild(slot, platforms);
     for (const auto& slot : withdraw) ToBuild({"lost", slot});
   }
 
-  void PushMembers(const std::string& except, const std::vector<wire::MemberData>& members) {
-    for (const auto& m : members) {
-      if (m.worker_id == except) continue;
-      wire::HeartbeatReplyData r;
-      r.members = members;
-      {
-        std::lock_guard lock(shared_.mu);
-        r.drain = shared_.workers[m.worker_id].drain;
+  /// Tells every other live worker about `joined` (one entry each).
+  void PushMember(const std::string& joined) {
+    Frames out;
+    {
+      std::lock_guard lock(shared_.mu);
+      const auto& j = shared_.workers[joined];
+      for (const auto& [id, m] : shared_.workers) {
+        if (id == joined || m.revoked || !m.connected) continue;
+        wire::HeartbeatReplyData r;
+        r.members = {{joined, j.key, j.endpoint}};
+        r.drain = m.drain;
+        auto bytes = wire::EncodeHeartbeatReply(r);
+        if (bytes.ok()) {
+          out.push_back(id + "-ctl");
+          out.push_back(*bytes);
+        }
       }
-      auto bytes = wire::EncodeHeartbeatReply(r);
-      if (bytes.ok()) Send({m.worker_id + "-ctl", *bytes});
     }
+    for (std::size_t i = 0; i + 1 < out.size(); i += 2) Send({out[i], out[i + 1]});
   }
 
   void HelloToBuild(const std::string& slot, const wire::PlatformList& platforms) {
@@ -1033,6 +1059,7 @@ class Coordinator {
           withdraw = Withdraw(w);
         } else {
           w.revoked = true;
+          ++shared_.members_version;
           w.connected = false;
           MF_LOG_INFO("worker {} removed by the operator (key {} refused from now on)", w.id,
                       wire::KeyFingerprint(w.key));

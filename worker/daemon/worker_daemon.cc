@@ -569,6 +569,7 @@ class Daemon {
         h.memory_bytes = Memory();
         h.hostname = HostName();
         h.degraded = Degraded(h.disk_free_bytes);
+        h.members_version = members_version_;
         auto bytes = wire::EncodeHeartbeat(h);
         if (bytes.ok()) sock.send(zmq::buffer(*bytes), zmq::send_flags::dontwait);
         next = Clock::now() + interval;
@@ -603,8 +604,12 @@ class Daemon {
       // worker stays up and keeps serving its blobs to peers.
       if (reply->drain && !drained_) MF_LOG_INFO("drained by the operator: no new jobs; still serving blobs");
       drained_ = reply->drain;
+      // The whole list now and then (it drops who left), else who joined.
       std::lock_guard lock(mu_);
-      peer_keys_.clear();
+      if (reply->members_full) {
+        peer_keys_.clear();
+        members_version_ = reply->members_version;
+      }
       for (const auto& mb : reply->members) peer_keys_.insert(mb.public_key);
     }
     if (failure) return std::move(*failure);
@@ -670,6 +675,7 @@ class Daemon {
   std::set<std::string> running_;
   std::string last_exhausted_;  ///< guarded by mu_
   std::string degraded_;        ///< as last reported (heartbeat thread)
+  std::uint64_t members_version_ = 0;  ///< of the full member list held (control thread)
 };
 
 }  // namespace
