@@ -13,6 +13,8 @@
 #include <iomanip>
 #include <random>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <sstream>
 #include <utility>
 #include <zmq.hpp>
@@ -500,6 +502,10 @@ class Build {
         js.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
       js.step_cached.assign(js.job.instructions.size(), true);
     }
+    for (auto& js : jobs_) {
+      js.deps.clear();
+      for (const auto& dep : js.job.depends_on) js.deps.push_back(index_.at(dep));
+    }
     // Only jobs that the targets need, through jobs that must run, run.
     for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
       if (IsTarget(*it) || it->no_cache) it->needed = true;
@@ -553,8 +559,8 @@ class Build {
 
   bool Ready(const JobState& js) const {
     if (!js.needed || js.status != JobState::Status::kPending) return false;
-    for (const auto& dep : js.job.depends_on)
-      if (jobs_[index_.at(dep)].status != JobState::Status::kDone) return false;
+    for (std::size_t dep : js.deps)
+      if (jobs_[dep].status != JobState::Status::kDone) return false;
     return true;
   }
 
@@ -641,7 +647,8 @@ class Build {
 
     struct Slot {
       std::vector<std::pair<oci::Platform, bool>> platforms;
-      std::string job;  ///< running job id, empty when idle
+      std::string job;     ///< running job id, empty when idle
+      std::string worker;  ///< the worker it belongs to (farm)
     };
     std::map<std::string, Slot> slots;
     std::optional<Error> failure;
@@ -651,6 +658,13 @@ class Build {
     std::map<std::string, int> worker_failures;    // worker -> jobs failed in a row
     std::set<std::string> quarantined;             // workers out of rotation
     std::optional<Clock::time_point> waiting_since;  // a ready job no slot can take
+    std::map<std::string, bool> degraded;             // worker -> degraded, refreshed each second
+    std::unordered_map<std::string_view, int> running_keys;  // final key -> running jobs
+    auto stop_running = [&](JobState& js) {
+      auto it = running_keys.find(js.final_key);
+      if (it != running_keys.end() && --it->second == 0) running_keys.erase(it);
+    };
+    Clock::time_point degraded_at{};
 
     auto send = [&](const std::string& slot, const std::string& bytes) {
       if (cluster) return cluster->Send(slot, bytes);
@@ -680,19 +694,24 @@ class Build {
         // One view of the slots per pass (a farm has thousands, the queue
         // thousands of jobs: nothing here may cost jobs x slots), and the
         // final keys of running jobs.
+        if (cluster && Clock::now() - degraded_at > std::chrono::seconds(1)) {
+          degraded.clear();
+          for (const auto& [id, s] : slots)
+            if (!degraded.count(s.worker)) degraded[s.worker] = cluster->Degraded(s.worker);
+          degraded_at = Clock::now();
+        }
         std::vector<SlotView> views;
         views.reserve(slots.size());
         std::size_t idle = 0;
         for (const auto& [id, s] : slots)
-          if (!quarantined.count(worker_of(id))) {
-            views.push_back({id, worker_of(id), &s.platforms, s.job.empty(),
-                             cluster && cluster->Degraded(worker_of(id))});
+          if (quarantined.empty() || !quarantined.count(s.worker)) {
+            auto d = degraded.find(s.worker);
+            views.push_back({id, s.worker, &s.platforms, s.job.empty(), d != degraded.end() && d->second});
             idle += s.job.empty() ? 1 : 0;
           }
-        std::set<std::string> running_keys;
-        for (const auto& other : jobs_)
-          if (other.status == JobState::Status::kRunning) running_keys.insert(other.final_key);
-        std::map<std::pair<std::string, bool>, bool> capable;  // (platform, runs) -> some slot runs it
+        // (platform, runs, some slot runs it): a handful of distinct ones.
+        std::vector<std::tuple<const oci::Platform*, bool, bool>> capable;
+        std::map<std::string, int> load;  // worker -> running jobs, idle workers only (farm)
         // Dispatch ready jobs: native slots first (emulation is 5-20x slower),
         // then (farm) the worker holding most of the job's inputs, then the
         // least loaded one.
@@ -706,10 +725,14 @@ class Build {
           for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
           if (idle == 0) {
             // Every slot busy: only whether one could ever run it matters.
-            auto [it, fresh] = capable.try_emplace({js.job.platform.ToString(), !no_run}, false);
-            if (fresh)
-              it->second = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views).capable;
-            if (!it->second) unplaced = true;
+            std::optional<bool> can;
+            for (const auto& [p, runs, c] : capable)
+              if (runs == !no_run && *p == js.job.platform) can = c;
+            if (!can) {
+              can = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views).capable;
+              capable.emplace_back(&js.job.platform, !no_run, *can);
+            }
+            if (!*can) unplaced = true;
             continue;
           }
           // Whether any slot can take it now, before asking the index who
@@ -721,10 +744,12 @@ class Build {
           }
           if (cluster) {
             if (ReviveLostInputs(js)) continue;
-            std::map<std::string, int> held, load;
+            std::map<std::string, int> held;
             for (const auto& d : InputBlobs(js))
               for (const auto& w : cluster->HolderIds(d)) ++held[w];
-            for (const auto& v : views) load.emplace(v.worker, cluster->Load(v.worker));
+            if (load.empty())  // once per pass, then kept up to date
+              for (const auto& v : views)
+                if (v.idle) load.emplace(v.worker, cluster->Load(v.worker));
             placed = Place(PlacementRequest{js.job.platform, !no_run, &held, &load}, views);
           }
           const std::string best = placed.slot;
@@ -736,7 +761,8 @@ class Build {
           js.status = JobState::Status::kRunning;
           js.slot = best;
           ++running;
-          running_keys.insert(js.final_key);
+          ++running_keys[js.final_key];
+          if (cluster) ++load[worker_of(best)];
           for (auto& v : views)
             if (v.id == best) v.idle = false;
           --idle;
@@ -775,6 +801,7 @@ class Build {
           auto& js = jobs_[index_.at(it->second.job)];
           printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage + "] worker " +
                         worker_of(slot_id) + " lost; the job runs again elsewhere");
+          stop_running(js);
           js.status = JobState::Status::kPending;
           js.slot.clear();
           --running;
@@ -807,7 +834,7 @@ class Build {
         case wire::MessageType::kWorkerHello: {
           auto hello = wire::DecodeWorkerHello(bytes);
           if (hello.ok() && !slots.count(slot_id) && !quarantined.count(worker_of(slot_id)))
-            slots[slot_id] = Slot{hello->platforms, ""};
+            slots[slot_id] = Slot{hello->platforms, "", worker_of(slot_id)};
           break;
         }
         case wire::MessageType::kProgress: {
@@ -853,6 +880,7 @@ class Build {
           slots[slot_id].job.clear();
           js.slot.clear();
           --running;
+          stop_running(js);
           if (r->error && cluster && WorkerFault(*r->error) && attempts[js.job.id] < kMaxAttempts) {
             // The worker failed, not the build (disk full, a fetch, runc):
             // the job runs elsewhere; a worker failing again and again is
@@ -1007,9 +1035,22 @@ class Build {
     return out;
   }
 
-  /// Manifest, config and layers of image `manifest_digest` (coordinator store).
+  /// Manifest, config and layers of image `manifest_digest` (coordinator
+  /// store), read once per build: content under a digest does not change.
   Expected<void> AddImageSources(const std::string& manifest_digest,
                                  std::vector<wire::BlobSourceData>& out) {
+    auto known = image_sources_.find(manifest_digest);
+    if (known == image_sources_.end()) {
+      std::vector<wire::BlobSourceData> sources;
+      MF_TRY_VOID(ReadImageSources(manifest_digest, sources));
+      known = image_sources_.emplace(manifest_digest, std::move(sources)).first;
+    }
+    out.insert(out.end(), known->second.begin(), known->second.end());
+    return Ok();
+  }
+
+  Expected<void> ReadImageSources(const std::string& manifest_digest,
+                                  std::vector<wire::BlobSourceData>& out) {
     MF_TRY(size, store_->blobs().Stat(manifest_digest));
     MF_TRY(mbytes, store_->blobs().ReadAll(manifest_digest));
     MF_TRY(manifest, oci::ParseManifest(mbytes));
@@ -1085,7 +1126,7 @@ class Build {
     std::set<std::string> seen;
     for (auto& src : sources) {
       if (!seen.insert(src.digest).second) continue;
-      src.holders = req_.cluster->Holders(src.digest);
+      src.holders = SomeHolders(req_.cluster->Holders(src.digest), js.job.id + src.digest);
       sup.sources.push_back(std::move(src));
     }
     if (ReadsContext(js)) {
@@ -1119,10 +1160,30 @@ class Build {
     return sup;
   }
 
+  /// At most kHoldersPerBlob of a blob's peer holders (a base layer every
+  /// worker holds would not fit a StageJob), a different few for each job
+  /// so fetches spread over them, then the coordinator's own entry (the
+  /// empty holder, last) when it has the blob.
+  static std::vector<wire::BlobHolder> SomeHolders(std::vector<wire::BlobHolder> all, const std::string& salt) {
+    constexpr std::size_t kHoldersPerBlob = 8;
+    std::optional<wire::BlobHolder> self;
+    if (!all.empty() && all.back().endpoint.empty()) {
+      self = all.back();
+      all.pop_back();
+    }
+    if (all.size() > kHoldersPerBlob) {
+      std::rotate(all.begin(), all.begin() + static_cast<long>(std::hash<std::string>{}(salt) % all.size()), all.end());
+      all.resize(kHoldersPerBlob);
+    }
+    if (self) all.push_back(*self);
+    return all;
+  }
+
   /// Every keyed step of a finished job goes into the shared index, held by
-  /// the worker that ran it.
+  /// the worker that ran it (one transaction).
   Expected<void> RecordResult(const JobState& js, const wire::StageResultData& r,
                               const std::string& worker) {
+    std::vector<std::pair<std::string, cache::StepRecord>> records;
     for (const auto& s : r.steps) {
       if (s.cache_key.empty() || s.config_digest.empty()) continue;
       cache::StepRecord rec{s.config_digest, {}};
@@ -1131,12 +1192,12 @@ class Build {
         const auto& l = r.layers[i];
         rec.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
       }
-      MF_TRY_VOID(req_.cluster->Record(s.cache_key, rec, worker));
+      records.emplace_back(s.cache_key, std::move(rec));
     }
     cache::StepRecord fin{r.config_digest, {}};
     for (const auto& l : r.layers) fin.layers.push_back({l.media_type, l.digest, l.diff_id, l.size});
-    if (!js.final_key.empty()) MF_TRY_VOID(req_.cluster->Record(js.final_key, fin, worker));
-    return Ok();
+    if (!js.final_key.empty()) records.emplace_back(js.final_key, std::move(fin));
+    return req_.cluster->Record(records, worker);
   }
 
   /// The target stages' configs and layers, into the coordinator's store
@@ -1318,6 +1379,7 @@ class Build {
   RunDir run_dir_;
   fs::UniqueFd cache_lock_;
   std::map<std::pair<std::string, int>, Clock::time_point> started_;
+  std::map<std::string, std::vector<wire::BlobSourceData>> image_sources_;  ///< manifest digest -> its blobs
   std::vector<TraceSlice> trace_;
   std::map<std::string, std::string> url_fingerprints_;
   std::string dockerignore_text_;

@@ -36,8 +36,8 @@ class ClusterBackend {
 
   /// The shared index's record for `key` whose blobs all have a live holder.
   virtual Expected<std::optional<cache::StepRecord>> Lookup(const std::string& key) = 0;
-  /// Records `key` -> `record`, held by `worker`.
-  virtual Expected<void> Record(const std::string& key, const cache::StepRecord& record,
+  /// Records each (key, record), held by `worker`, all or nothing.
+  virtual Expected<void> Record(const std::vector<std::pair<std::string, cache::StepRecord>>& records,
                                 const std::string& worker) = 0;
   /// Where `digest` can be fetched: the coordinator itself (empty holder)
   /// when its store has it, then live workers.

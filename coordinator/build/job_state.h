@@ -27,6 +27,7 @@ struct JobState {
   std::vector<wire::LayerData> layers;
   std::vector<bool> step_cached;
   std::string slot;  ///< running on
+  std::vector<std::size_t> deps;  ///< job.depends_on as indices into the build's jobs
 };
 
 }  // namespace manifold::coordinator

@@ -16,11 +16,21 @@ Placement Place(const PlacementRequest& job, const std::vector<SlotView>& slots)
     auto it = m->find(w);
     return it == m->end() ? 0 : it->second;
   };
+  // Thousands of slots offer a handful of distinct platforms: match each
+  // once (PlatformMatches normalises both sides).
+  std::vector<std::pair<const oci::Platform*, bool>> seen;
+  auto matches = [&](const oci::Platform& p) {
+    for (const auto& [q, m] : seen)
+      if (*q == p) return m;
+    bool m = p == job.platform || oci::PlatformMatches(job.platform, p);
+    seen.emplace_back(&p, m);
+    return m;
+  };
   for (const auto& s : slots) {
     int rank = 99;
     if (s.platforms)
       for (const auto& [p, emulated] : *s.platforms)
-        if (oci::PlatformMatches(job.platform, p)) rank = std::min(rank, emulated ? 1 : 0);
+        if (matches(p)) rank = std::min(rank, emulated ? 1 : 0);
     if (rank == 99 && !job.runs) rank = 1;  // COPY-only jobs run anywhere
     if (rank == 99) continue;
     out.capable = true;

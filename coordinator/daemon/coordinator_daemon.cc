@@ -318,13 +318,10 @@ class FarmBackend : public ClusterBackend {
     return rec;
   }
 
-  Expected<void> Record(const std::string& key, const cache::StepRecord& record,
+  Expected<void> Record(const std::vector<std::pair<std::string, cache::StepRecord>>& records,
                         const std::string& worker) override {
     std::lock_guard lock(shared_.index_mu);
-    MF_TRY_VOID(shared_.index->PutStep(key, record));
-    MF_TRY_VOID(shared_.index->AddHolder(record.config_digest, worker));
-    for (const auto& l : record.layers) MF_TRY_VOID(shared_.index->AddHolder(l.digest, worker));
-    return Ok();
+    return shared_.index->PutStepsHeldBy(records, worker);
   }
 
   std::vector<wire::BlobHolder> Holders(const std::string& digest) override {

@@ -1,4 +1,6 @@
 // manifold-coordinator: the farm's hub (coordinator_daemon.h).
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -88,6 +90,13 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) {
     std::cerr << "manifold-coordinator: " << loaded.error().ToString() << "\n";
     return 2;
+  }
+  // One connection per worker and per job slot: a farm of hundreds of
+  // workers needs more descriptors than the usual soft limit of 1024.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &nofile);
   }
   const auto& stop = StopOnSignals();
   auto r = coordinator::RunCoordinator(c, stop);

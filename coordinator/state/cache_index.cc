@@ -219,6 +219,25 @@ Expected<void> CacheIndex::PutStep(std::string_view key, const cache::StepRecord
   return Ok();
 }
 
+Expected<void> CacheIndex::PutStepsHeldBy(const std::vector<std::pair<std::string, cache::StepRecord>>& steps,
+                                          std::string_view worker_id) {
+  MF_TRY_VOID(RequireNonEmpty(worker_id, "worker id"));
+  MF_TRY_VOID(Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> Expected<void> {
+    for (const auto& [key, record] : steps) {
+      MF_TRY_VOID(PutStep(key, record));
+      MF_TRY_VOID(AddHolder(record.config_digest, worker_id));
+      for (const auto& l : record.layers) MF_TRY_VOID(AddHolder(l.digest, worker_id));
+    }
+    return Ok();
+  };
+  if (auto done = body(); !done.ok()) {
+    (void)Exec("ROLLBACK");
+    return done;
+  }
+  return Exec("COMMIT");
+}
+
 Expected<std::optional<cache::StepRecord>> CacheIndex::GetStep(std::string_view key) {
   MF_TRY(stmt, Statement::Prepare(db_.get(),
                                   "SELECT config_digest, layers FROM step_records WHERE cache_key = ?1"));

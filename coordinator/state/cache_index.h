@@ -61,6 +61,13 @@ class CacheIndex {
   /// nullopt on a miss (or an unreadable record: the cache is advisory).
   Expected<std::optional<cache::StepRecord>> GetStep(std::string_view key);
 
+  /// What one finished job adds to the shared cache, in one transaction
+  /// (one fsync, not one per row): each step record, and `worker_id` as a
+  /// holder of every config and layer they name. Nothing is written on an
+  /// error.
+  Expected<void> PutStepsHeldBy(const std::vector<std::pair<std::string, cache::StepRecord>>& steps,
+                                std::string_view worker_id);
+
   /// Forgets every blob `worker_id` held (revoked worker).
   Expected<void> RemoveWorker(std::string_view worker_id);
 

@@ -68,6 +68,31 @@ TEST_F(CacheIndexTest, TracksHolders) {
   EXPECT_TRUE(index->Holders("sha256:unknown")->empty());
 }
 
+TEST_F(CacheIndexTest, StepsOfAJobAreRecordedWithTheirHolderAllOrNothing) {
+  const std::string cfg1 = "sha256:" + std::string(64, '1'), cfg2 = "sha256:" + std::string(64, '2');
+  const std::string layer = "sha256:" + std::string(64, '3');
+  cache::StepRecord first{cfg1, {{"application/vnd.oci.image.layer.v1.tar+gzip", layer, "sha256:" + std::string(64, '4'), 10}}};
+  cache::StepRecord second{cfg2, first.layers};
+  {
+    auto index = OpenIndex();
+    ASSERT_TRUE(index->PutStepsHeldBy({{"k1", first}, {"k2", second}}, "worker-a").ok());
+  }
+  auto index = OpenIndex();
+  auto got = index->GetStep("k2");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->config_digest, cfg2);
+  ASSERT_EQ((*got)->layers.size(), 1u);
+  EXPECT_EQ((*got)->layers[0].digest, layer);
+  EXPECT_EQ(*index->Holders(cfg1), (std::vector<std::string>{"worker-a"}));
+  EXPECT_EQ(*index->Holders(layer), (std::vector<std::string>{"worker-a"}));
+  // A record the index refuses (no config) undoes the whole job's rows.
+  cache::StepRecord bad{"", {}};
+  auto refused = index->PutStepsHeldBy({{"k3", second}, {"k4", bad}}, "worker-b");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_FALSE(index->GetStep("k3")->has_value());
+  EXPECT_EQ(*index->Holders(cfg2), (std::vector<std::string>{"worker-a"}));
+}
+
 TEST_F(CacheIndexTest, SurvivesReopen) {
   {
     auto index = OpenIndex();
