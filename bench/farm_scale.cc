@@ -12,7 +12,10 @@
 //                       StageJob reaching that slot (the other slots are
 //                       busy, so the freed one is the one that gets it):
 //                       the coordinator's receive, record, scheduling pass
-//                       and send, p50/p99/max;
+//                       and send, p50/p99/max; counted while jobs were
+//                       still queued (results sent before the last of the
+//                       stage jobs was handed out), since at the end of the
+//                       build a freed slot has nothing to wait for;
 //   coordinator RSS   — VmHWM of its process at the end of the build.
 //
 //   farm_scale COORDINATOR_BIN MANIFOLD_BIN STATE_DIR [WORKERS] [STAGES] [SLOTS] [JOB_MS]
@@ -245,6 +248,8 @@ int main(int argc, char** argv) {
   for (auto& w : farm) items.push_back({w.ctl->handle(), 0, ZMQ_POLLIN, 0});
   for (auto& s : slots) items.push_back({s.sock->handle(), 0, ZMQ_POLLIN, 0});
   std::uint64_t member_entries = 0, ctl_replies = 0;
+  std::vector<Clock::time_point> answered_at;  // per latency sample: when the slot's result left
+  Clock::time_point last_stage_job{};          // the last non-final StageJob arrived
   // Results due later: (when, slot, StageResult bytes).
   using Due = std::tuple<Clock::time_point, std::size_t, std::string>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
@@ -282,8 +287,9 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "bad StageJob: %s\n", job.error().ToString().c_str());
           continue;
         }
-        if (slot.answered && latencies)
-          latencies->push_back(std::chrono::duration<double, std::milli>(Clock::now() - *slot.answered).count());
+        if (slot.answered && latencies) latencies->push_back(std::chrono::duration<double, std::milli>(Clock::now() - *slot.answered).count());
+        if (slot.answered && latencies) answered_at.push_back(*slot.answered);
+        if (job->instructions.size() < 4) last_stage_job = Clock::now();
         // Done at once: the stage's result is its base image.
         wire::StageResultData r;
         r.job_id = job->job_id;
@@ -350,7 +356,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the build failed (rc %d):\n%s\n", rc, Run("tail -20 " + state + "/../scale-build.log").c_str());
     return 1;
   }
+  const std::size_t all_samples = lat.size();
+  std::vector<double> steady;  // after the first minute: the initial burst of dispatches is over
+  {
+    std::vector<double> queued;
+    for (std::size_t i = 0; i < lat.size(); ++i)
+      if (answered_at[i] <= last_stage_job) {
+        queued.push_back(lat[i]);
+        if (answered_at[i] > t0 + std::chrono::seconds(60)) steady.push_back(lat[i]);
+      }
+    lat = std::move(queued);
+  }
   std::sort(lat.begin(), lat.end());
+  std::sort(steady.begin(), steady.end());
   auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))]; };
   std::printf("scheduler scale: manifold-coordinator with %d simulated workers x %d slots (CURVE, each its own\n"
               "connections), a build of %d jobs (%d stages x 2 platforms + 2 finals), each job %s:\n",
@@ -360,8 +378,13 @@ int main(int argc, char** argv) {
                          : "answered at once (saturation)");
   std::printf("  %d workers joined in %.2f s; build %.1f s (%.0f jobs/s)\n", workers, join_s, build_s,
               static_cast<double>(jobs) / build_s);
-  std::printf("  placement latency (result sent -> next job on that slot, %zu samples): p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
-              lat.size(), pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back());
+  std::printf("  placement latency (result sent -> next job on that slot, %zu of %zu samples, jobs still queued):\n"
+              "    p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+              lat.size(), all_samples, pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back());
+  if (!steady.empty())
+    std::printf("    after the first minute (%zu samples): p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", steady.size(),
+                steady[steady.size() / 2], steady[static_cast<std::size_t>(0.99 * static_cast<double>(steady.size() - 1))],
+                steady.back());
   std::printf("  coordinator RSS: %ld MiB idle with the farm joined, %ld MiB peak (VmHWM)\n", rss_idle / 1024, hwm / 1024);
   std::printf("  heartbeats %llu, member-list entries received %llu (%.1f per reply)\n",
               static_cast<unsigned long long>(heartbeats), static_cast<unsigned long long>(member_entries),

@@ -505,6 +505,8 @@ class Build {
     for (auto& js : jobs_) {
       js.deps.clear();
       for (const auto& dep : js.job.depends_on) js.deps.push_back(index_.at(dep));
+      js.has_run = false;
+      for (const auto& in : js.job.instructions) js.has_run = js.has_run || in.cmd == Cmd::kRun;
     }
     // Only jobs that the targets need, through jobs that must run, run.
     for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
@@ -658,7 +660,7 @@ class Build {
     std::map<std::string, int> worker_failures;    // worker -> jobs failed in a row
     std::set<std::string> quarantined;             // workers out of rotation
     std::optional<Clock::time_point> waiting_since;  // a ready job no slot can take
-    std::map<std::string, bool> degraded;             // worker -> degraded, refreshed each second
+    std::set<std::string> degraded;                   // degraded workers, refreshed each second
     std::unordered_map<std::string_view, int> running_keys;  // final key -> running jobs
     auto stop_running = [&](JobState& js) {
       auto it = running_keys.find(js.final_key);
@@ -692,12 +694,9 @@ class Build {
       if (!failure) {
         bool unplaced = false;
         // One view of the slots per pass (a farm has thousands, the queue
-        // thousands of jobs: nothing here may cost jobs x slots), and the
-        // final keys of running jobs.
+        // thousands of jobs: nothing here may cost jobs x slots).
         if (cluster && Clock::now() - degraded_at > std::chrono::seconds(1)) {
-          degraded.clear();
-          for (const auto& [id, s] : slots)
-            if (!degraded.count(s.worker)) degraded[s.worker] = cluster->Degraded(s.worker);
+          degraded = cluster->DegradedWorkers();
           degraded_at = Clock::now();
         }
         std::vector<SlotView> views;
@@ -705,8 +704,7 @@ class Build {
         std::size_t idle = 0;
         for (const auto& [id, s] : slots)
           if (quarantined.empty() || !quarantined.count(s.worker)) {
-            auto d = degraded.find(s.worker);
-            views.push_back({id, s.worker, &s.platforms, s.job.empty(), d != degraded.end() && d->second});
+            views.push_back({id, s.worker, &s.platforms, s.job.empty(), !degraded.empty() && degraded.count(s.worker)});
             idle += s.job.empty() ? 1 : 0;
           }
         // (platform, runs, some slot runs it): a handful of distinct ones.
@@ -717,12 +715,7 @@ class Build {
         // least loaded one.
         for (auto& js : jobs_) {
           if (!Ready(js)) continue;
-          // A job with the same final key as a running one (a
-          // FROM --platform=$BUILDPLATFORM stage planned for each target)
-          // waits and takes its result.
-          if (!js.no_cache && running_keys.count(js.final_key)) continue;
-          bool no_run = true;
-          for (const auto& in : js.job.instructions) no_run = no_run && in.cmd != Cmd::kRun;
+          const bool no_run = !js.has_run;
           if (idle == 0) {
             // Every slot busy: only whether one could ever run it matters.
             std::optional<bool> can;
@@ -735,6 +728,10 @@ class Build {
             if (!*can) unplaced = true;
             continue;
           }
+          // A job with the same final key as a running one (a
+          // FROM --platform=$BUILDPLATFORM stage planned for each target)
+          // waits and takes its result.
+          if (!js.no_cache && running_keys.count(js.final_key)) continue;
           // Whether any slot can take it now, before asking the index who
           // holds what (a long queue waits on busy slots every pass).
           Placement placed = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views);
@@ -1009,11 +1006,17 @@ class Build {
     if (!js.job.base_job.empty()) inputs.push_back(js.job.base_job);
     for (const auto& [ref, id] : js.stage_inputs) inputs.push_back(id);
     bool revived = false;
+    std::map<std::string, bool> held;  // digest -> some node has it (stages share base layers)
+    auto gone = [&](const std::string& digest) {
+      auto [it, fresh] = held.try_emplace(digest, true);
+      if (fresh) it->second = !req_.cluster->Holders(digest).empty();
+      return !it->second;
+    };
     for (const auto& id : inputs) {
       auto& up = jobs_[index_.at(id)];
       if (up.status != JobState::Status::kDone) continue;
-      bool lost = req_.cluster->Holders(up.config_digest).empty();
-      for (const auto& l : up.layers) lost = lost || req_.cluster->Holders(l.digest).empty();
+      bool lost = gone(up.config_digest);
+      for (const auto& l : up.layers) lost = lost || gone(l.digest);
       if (!lost) continue;
       printer_.Line("[" + up.job.target_platform.ToString() + " " + up.job.stage +
                     "] its result left the farm with its worker; the stage is built again");
@@ -1030,8 +1033,10 @@ class Build {
   /// Blobs a job reads: its base image's, its input stages' and images',
   /// and the context files it may copy.
   std::vector<std::string> InputBlobs(const JobState& js) {
+    std::set<std::string> seen;  // stages built on one base share its layers
     std::vector<std::string> out;
-    for (const auto& src : SourcesOf(js)) out.push_back(src.digest);
+    for (auto& src : SourcesOf(js))
+      if (seen.insert(src.digest).second) out.push_back(std::move(src.digest));
     return out;
   }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,9 @@ class ClusterBackend {
   /// How long a job may wait for a worker of its platform (RELIABILITY H4).
   virtual std::chrono::milliseconds worker_wait() const = 0;
 
-  /// The worker says it would rather stay idle (low disk, its last job ran
-  /// out of space): jobs go to healthy workers first (RELIABILITY H8).
-  virtual bool Degraded(const std::string& worker) const = 0;
+  /// Workers that say they would rather stay idle (low disk, their last job
+  /// ran out of space): jobs go to healthy workers first (RELIABILITY H8).
+  virtual std::set<std::string> DegradedWorkers() const = 0;
   /// Takes `worker` out of rotation for every build, for the returned time
   /// (RELIABILITY H5: a build quarantines a worker that keeps failing).
   virtual std::chrono::milliseconds Quarantine(const std::string& worker, const std::string& why) = 0;

@@ -28,6 +28,7 @@ struct JobState {
   std::vector<bool> step_cached;
   std::string slot;  ///< running on
   std::vector<std::size_t> deps;  ///< job.depends_on as indices into the build's jobs
+  bool has_run = false;           ///< some instruction is a RUN (needs its platform)
 };
 
 }  // namespace manifold::coordinator

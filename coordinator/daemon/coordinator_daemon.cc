@@ -385,10 +385,12 @@ class FarmBackend : public ClusterBackend {
 
   std::chrono::milliseconds worker_wait() const override { return cfg_.worker_wait; }
 
-  bool Degraded(const std::string& worker) const override {
+  std::set<std::string> DegradedWorkers() const override {
+    std::set<std::string> out;
     std::lock_guard lock(shared_.mu);
-    auto it = shared_.workers.find(worker);
-    return it != shared_.workers.end() && !it->second.degraded.empty();
+    for (const auto& [id, w] : shared_.workers)
+      if (!w.degraded.empty()) out.insert(id);
+    return out;
   }
 
   std::chrono::milliseconds Quarantine(const std::string& worker, const std::string& why) override {
@@ -664,6 +666,7 @@ class Coordinator {
       } catch (const zmq::error_t& e) {
         MF_LOG_ERROR("reactor: {}", e.what());
       }
+      if (!backlog_.empty()) FlushBacklogs();
       if (Clock::now() >= next_tick) {
         Tick();
         next_tick = Clock::now() + std::chrono::milliseconds(250);
@@ -719,13 +722,58 @@ class Coordinator {
   }
 
   /// Sends on the ROUTER; false when the peer is gone.
+  /// A message for one peer (f[0] is its identity). Never blocks the
+  /// reactor: a peer whose queue is full (a client reading slowly, a hung
+  /// worker) gets it later, in order, while everyone else is served. False
+  /// when the peer is not connected.
   bool Send(const Frames& f) {
-    try {
-      SendAll(*router_, f);
+    auto queued = backlog_.find(f[0]);
+    if (queued != backlog_.end()) {
+      Queue(queued->second, f);
       return true;
+    }
+    switch (TrySend(f)) {
+      case Sent::kYes:
+        return true;
+      case Sent::kUnreachable:
+        return false;
+      case Sent::kFull:
+        Queue(backlog_[f[0]], f);
+        return true;
+    }
+    return true;
+  }
+
+  enum class Sent { kYes, kFull, kUnreachable };
+  Sent TrySend(const Frames& f) {
+    try {
+      for (std::size_t i = 0; i < f.size(); ++i) {
+        auto flags = zmq::send_flags::dontwait | (i + 1 < f.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        // Only the identity frame can meet a full queue: the rest follow.
+        if (!router_->send(zmq::buffer(f[i]), flags)) return Sent::kFull;
+      }
+      return Sent::kYes;
     } catch (const zmq::error_t& e) {
-      if (e.num() == EHOSTUNREACH) return false;
+      if (e.num() == EHOSTUNREACH) return Sent::kUnreachable;
       throw;
+    }
+  }
+
+  void Queue(std::deque<Frames>& q, const Frames& f) {
+    if (q.size() >= kMaxBacklog) {
+      MF_LOG_WARN("peer {} has not read {} messages; dropping the oldest", f[0].substr(0, 64), q.size());
+      q.pop_front();
+    }
+    q.push_back(f);
+  }
+
+  /// What full queues held back, as far as they take it now. Messages for
+  /// a peer that left go nowhere (its jobs come back when it is lost).
+  void FlushBacklogs() {
+    for (auto it = backlog_.begin(); it != backlog_.end();) {
+      auto& q = it->second;
+      while (!q.empty() && TrySend(q.front()) != Sent::kFull) q.pop_front();
+      it = q.empty() ? backlog_.erase(it) : std::next(it);
     }
   }
 
@@ -1100,6 +1148,9 @@ class Coordinator {
   std::unique_ptr<image::ImageStore> store_;
   std::unique_ptr<wire::ZapHandler> zap_;
   std::unique_ptr<zmq::socket_t> router_;
+  /// Messages held back from peers whose queue was full, per identity.
+  std::map<std::string, std::deque<Frames>> backlog_;
+  static constexpr std::size_t kMaxBacklog = 100000;
   std::uint16_t port_ = 0;
   std::unique_ptr<wire::BeaconSender> beacon_;
   Clock::time_point next_beacon_;
