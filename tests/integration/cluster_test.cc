@@ -238,6 +238,49 @@ class ClusterTest : public ::testing::Test {
     });
   }
 
+  /// The index digest the embedded build makes of `ctx` (same bases, same
+  /// SOURCE_DATE_EPOCH): what every farm build must equal.
+  std::string EmbeddedDigest(const std::string& ctx, const std::string& platforms = "linux/amd64") {
+    std::string embedded = tmp_.path() + "/embedded";
+    ImportBases(embedded);
+    return Parse(0, Manifold("build -q --platform " + platforms + " " + ctx, 0, embedded)).digest;
+  }
+
+  /// A linux/amd64 farm build of tmp/ctx whose one RUN prints step-started
+  /// then sleeps `sleep_s`, in the background (output in tmp/build.log);
+  /// returns the worker the step started on, once it has.
+  std::string BuildUntilTheStepStarts(int sleep_s, std::thread& build) {
+    WriteFile(tmp_.path() + "/ctx/Dockerfile", "FROM busybox:latest\nRUN echo step-started && sleep " +
+                                                   std::to_string(sleep_s) + " && echo slow > /slow.txt\n");
+    build = BuildInBackground(tmp_.path() + "/ctx", tmp_.path() + "/build.log");
+    std::smatch m;
+    std::string text;
+    EXPECT_TRUE(WaitFor([&] {
+      text = ReadFile(tmp_.path() + "/build.log");
+      return std::regex_search(text, m, std::regex("@(w[ab])\\] \\| step-started"));
+    })) << text;
+    return m.empty() ? std::string() : std::string(m[1]);
+  }
+
+  /// After the worker running that step was taken away: the build still
+  /// succeeded, the survivor ran the step, and the image is the clean run's.
+  /// Returns the build's output.
+  std::string ExpectTheStepRanOn(const std::string& survivor) {
+    std::string text = ReadFile(tmp_.path() + "/build.log");
+    EXPECT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+    EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
+    Result r = Parse(0, text.substr(0, text.rfind("rc=")));
+    EXPECT_EQ(EmbeddedDigest(tmp_.path() + "/ctx"), r.digest);
+    return text;
+  }
+
+  /// The coordinator refused the late result of `victim`'s first lease.
+  void ExpectLateResultDropped(const std::string& victim) {
+    EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
+                                  std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
+        << ReadFile(coordinator_->log());
+  }
+
   /// Jobs each worker ran, from the trace of the last build.
   static std::map<std::string, int> SlicesPerWorker(const std::string& trace) {
     std::map<std::string, int> out;
@@ -285,10 +328,7 @@ TEST_F(ClusterTest, TwoWorkersBuildTheExampleAsTheEmbeddedBuildDoes) {
   EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()), job_line));
 
   // The embedded build of the same inputs.
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  std::string out = Manifold("build -q --platform linux/amd64,linux/arm64 examples/busybox-multistage", 0, embedded);
-  EXPECT_EQ(Parse(0, out).digest, r.digest);
+  EXPECT_EQ(EmbeddedDigest("examples/busybox-multistage", "linux/amd64,linux/arm64"), r.digest);
 
   // The client got the image: tagged and written as an OCI archive.
   EXPECT_TRUE(fs::exists(oci));
@@ -334,10 +374,7 @@ TEST_F(ClusterTest, ContextUploadSendsOnlyWhatTheCoordinatorLacks) {
   EXPECT_NE(json_out.find("\"worker\":\"wa\""), std::string::npos) << json_out;
   EXPECT_NE(second.out.find("| alpha 2"), std::string::npos) << second.out;
   // What the embedded build of the same context gives.
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  std::string out = Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded);
-  EXPECT_EQ(Parse(0, out).digest, second.digest);
+  EXPECT_EQ(EmbeddedDigest(ctx), second.digest);
 }
 
 // Base images the client holds travel to the farm like the context: only
@@ -465,33 +502,15 @@ TEST_F(ClusterTest, WorkerKilledMidRunIsReplacedAndTheIndexIsTheSame) {
   StartCoordinator();
   StartWorker("wa");
   StartWorker("wb");
-  std::string ctx = tmp_.path() + "/ctx";
-  WriteFile(ctx + "/Dockerfile",
-            "FROM busybox:latest\nRUN echo step-started && sleep 4 && echo slow > /slow.txt\n"
-            "RUN cat /slow.txt\n");
-  std::string log = tmp_.path() + "/build.log";
-  std::thread build = BuildInBackground(ctx, log);
-  std::smatch m;
-  std::string text;
-  ASSERT_TRUE(WaitFor([&] {
-    text = ReadFile(log);
-    return std::regex_search(text, m, std::regex("@(w[ab])\\] \\| step-started"));
-  })) << text;
-  std::string victim = m[1];
-  std::string survivor = victim == "wa" ? "wb" : "wa";
+  std::thread build;
+  const std::string victim = BuildUntilTheStepStarts(4, build);
+  ASSERT_FALSE(victim.empty());
+  const std::string survivor = victim == "wa" ? "wb" : "wa";
   ::kill(workers_[victim]->pid(), SIGKILL);
   workers_[victim]->Stop();
   build.join();
-  text = ReadFile(log);
-  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
+  std::string text = ExpectTheStepRanOn(survivor);
   EXPECT_NE(text.find("worker " + victim + " lost; the job runs again elsewhere"), std::string::npos) << text;
-  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
-  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
-  // A clean run of the same inputs, embedded.
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  std::string out = Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded);
-  EXPECT_EQ(Parse(0, out).digest, r.digest);
   // The killed worker comes back on its state dir: it reclaims what the
   // dead run left and rejoins under its id.
   workers_.erase(victim);
@@ -507,36 +526,20 @@ TEST_F(ClusterTest, AHungWorkerIsReplacedAndItsLateResultDropped) {
   StartCoordinator();
   StartWorker("wa");
   StartWorker("wb");
-  std::string ctx = tmp_.path() + "/ctx";
-  WriteFile(ctx + "/Dockerfile",
-            "FROM busybox:latest\nRUN echo step-started && sleep 5 && echo slow > /slow.txt\n");
-  std::string log = tmp_.path() + "/build.log";
-  std::thread build = BuildInBackground(ctx, log);
-  std::smatch m;
-  std::string text;
-  ASSERT_TRUE(WaitFor([&] {
-    text = ReadFile(log);
-    return std::regex_search(text, m, std::regex("@(w[ab])\\] \\| step-started"));
-  })) << text;
-  const std::string victim = m[1];
+  std::thread build;
+  const std::string victim = BuildUntilTheStepStarts(5, build);
+  ASSERT_FALSE(victim.empty());
   const std::string survivor = victim == "wa" ? "wb" : "wa";
+  const std::string log = tmp_.path() + "/build.log";
   ::kill(workers_[victim]->pid(), SIGSTOP);
   bool replaced = WaitFor([&] { return ReadFile(log).find("worker " + victim + " lost") != std::string::npos; });
   ::kill(workers_[victim]->pid(), SIGCONT);
   ASSERT_TRUE(replaced) << ReadFile(log);
   build.join();
-  text = ReadFile(log);
-  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
-  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
+  ExpectTheStepRanOn(survivor);
   // The resumed worker finished its copy of the job while the survivor ran
   // the new lease: that result was refused, not taken.
-  EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
-                                std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
-      << ReadFile(coordinator_->log());
-  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
+  ExpectLateResultDropped(victim);
   // Back in the farm.
   std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
   EXPECT_TRUE(std::regex_search(list, std::regex("\n" + victim + " +127\\.0\\.0\\.1:[0-9]+ +ready"))) << list;
@@ -576,10 +579,7 @@ TEST_F(ClusterTest, AStageResultLostWithItsWorkerIsBuiltAgain) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("[linux/amd64 one] scheduled on " + other), std::string::npos) << text;
-  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
+  EXPECT_EQ(EmbeddedDigest(ctx), Parse(0, text.substr(0, text.rfind("rc="))).digest);
 }
 
 // Keys the coordinator does not know get nothing (RELIABILITY G1) until
@@ -843,17 +843,13 @@ class NetnsClusterTest : public ClusterTest {
 
 TEST_F(NetnsClusterTest, WorkersInTheirOwnNamespacesJoinByBeacon) {
   StartNetnsFarm();
-  std::string out;
   std::string trace = tmp_.path() + "/trace.json";
   Result r = FarmBuild("--platform linux/amd64,linux/arm64 --trace " + trace, "examples/busybox-multistage");
   ASSERT_EQ(r.rc, 0) << r.out << ReadFile(coordinator_->log());
   auto slices = SlicesPerWorker(trace);
   EXPECT_GT(slices["wa"], 0);
   EXPECT_GT(slices["wb"], 0);
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  out = Manifold("build -q --platform linux/amd64,linux/arm64 examples/busybox-multistage", 0, embedded);
-  EXPECT_EQ(Parse(0, out).digest, r.digest);
+  EXPECT_EQ(EmbeddedDigest("examples/busybox-multistage", "linux/amd64,linux/arm64"), r.digest);
 }
 
 // A worker cut off the network (its link down) for more than twice the
@@ -862,19 +858,11 @@ TEST_F(NetnsClusterTest, WorkersInTheirOwnNamespacesJoinByBeacon) {
 // rejoins (RELIABILITY H3).
 TEST_F(NetnsClusterTest, APartitionedWorkerIsReplacedAndRejoinsOnHeal) {
   StartNetnsFarm();
-  std::string ctx = tmp_.path() + "/ctx";
-  WriteFile(ctx + "/Dockerfile",
-            "FROM busybox:latest\nRUN echo step-started && sleep 10 && echo slow > /slow.txt\n");
-  std::string log = tmp_.path() + "/build.log";
-  std::thread build = BuildInBackground(ctx, log);
-  std::smatch m;
-  std::string text;
-  ASSERT_TRUE(WaitFor([&] {
-    text = ReadFile(log);
-    return std::regex_search(text, m, std::regex("@w([ab])\\] \\| step-started"));
-  })) << text;
-  const std::string v = m[1];
-  const std::string victim = "w" + v, survivor = v == "a" ? "wb" : "wa";
+  std::thread build;
+  const std::string victim = BuildUntilTheStepStarts(10, build);
+  ASSERT_FALSE(victim.empty());
+  const std::string v = victim.substr(1), survivor = victim == "wa" ? "wb" : "wa";
+  const std::string log = tmp_.path() + "/build.log";
   const std::string link = "ip netns exec " + Ns(v.c_str()) + " ip link set mfv" + v + tag_;
   std::string out;
   ASSERT_EQ(RunCommand(link + " down", &out), 0) << out;
@@ -883,12 +871,8 @@ TEST_F(NetnsClusterTest, APartitionedWorkerIsReplacedAndRejoinsOnHeal) {
   ASSERT_EQ(RunCommand(link + " up", &out), 0) << out;
   ASSERT_TRUE(replaced) << ReadFile(log);
   build.join();
-  text = ReadFile(log);
-  ASSERT_NE(text.find("rc=0"), std::string::npos) << text << ReadFile(coordinator_->log());
-  EXPECT_NE(text.find("@" + survivor + "] | step-started"), std::string::npos) << text;
-  EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
-                                std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
-      << ReadFile(coordinator_->log());
+  ExpectTheStepRanOn(survivor);
+  ExpectLateResultDropped(victim);
   auto ready = [&] {
     std::string l = ReadFile(coordinator_->log());
     std::size_t n = 0;
@@ -896,10 +880,6 @@ TEST_F(NetnsClusterTest, APartitionedWorkerIsReplacedAndRejoinsOnHeal) {
     return n;
   };
   EXPECT_TRUE(WaitFor([&] { return ready() >= 2; })) << ReadFile(coordinator_->log());
-  Result r = Parse(0, text.substr(0, text.rfind("rc=")));
-  std::string embedded = tmp_.path() + "/embedded";
-  ImportBases(embedded);
-  EXPECT_EQ(Parse(0, Manifold("build -q --platform linux/amd64 " + ctx, 0, embedded)).digest, r.digest);
 }
 
 }  // namespace
