@@ -719,6 +719,50 @@ TEST_F(ClusterTest, AWorkerThatKeepsFailingIsTakenOutOfRotation) {
   RunCommand("umount -l " + bad, &out);
 }
 
+// A quarantine ends by itself: once its time is up the worker takes jobs
+// again (here after its disk was given room).
+TEST_F(ClusterTest, AQuarantinedWorkerComesBackWhenItsTimeIsUp) {
+  StartCoordinator({"--quarantine", "4"});
+  const std::string bad = tmp_.path() + "/wbad";
+  fs::create_directories(bad);
+  std::string out;
+  ASSERT_EQ(RunCommand("mount -t tmpfs -o size=1500k tmpfs " + bad, &out), 0) << out;
+  StartWorker("wbad", 1, {"--min-free-disk", "1"});
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest AS one\nRUN echo 1 > /x\n"
+                                 "FROM busybox:latest\nCOPY --from=one /x /x\n");
+  std::string log = tmp_.path() + "/build.log";
+  std::thread build = BuildInBackground(ctx, log);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("taken out of rotation") != std::string::npos; },
+                      std::chrono::seconds(60)))
+      << ReadFile(log);
+  StartWorker("wgood");
+  build.join();
+  ASSERT_NE(ReadFile(log).find("rc=0"), std::string::npos) << ReadFile(log);
+  // Out of space (what the failed extraction left, or its last job): it
+  // says so with its next heartbeat.
+  EXPECT_TRUE(WaitFor([&] {
+    return std::regex_search(ReadFile(coordinator_->log()),
+                             std::regex("worker wbad degraded: (low disk: [0-9]+ MiB free|its last job ran out of "
+                                        "resources: write [^\n]*No space left on device)"));
+  })) << ReadFile(workers_["wbad"]->log());
+  // Room on its disk, the good worker gone, the quarantine over: the next
+  // build runs on it.
+  ASSERT_EQ(RunCommand("mount -o remount,size=256m " + bad, &out), 0) << out;
+  EXPECT_EQ(workers_["wgood"]->Stop(SIGTERM), 0);
+  workers_.erase("wgood");
+  ASSERT_TRUE(WaitFor([&] {
+    std::string listed = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+    return std::regex_search(listed, std::regex("\nwbad +127\\.0\\.0\\.1:[0-9]+ +(ready|degraded) "));
+  }));
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo back > /back\n");
+  Result again = FarmBuild("--platform linux/amd64", ctx);
+  EXPECT_EQ(again.rc, 0) << again.out << ReadFile(workers_["wbad"]->log());
+  EXPECT_NE(again.out.find("scheduled on wbad"), std::string::npos) << again.out;
+  workers_.erase("wbad");
+  RunCommand("umount -l " + bad, &out);
+}
+
 // SIGTERM drains a worker: the running job finishes, the worker exits 0
 // (RELIABILITY H11).
 TEST_F(ClusterTest, SigtermDrainsTheRunningJob) {
