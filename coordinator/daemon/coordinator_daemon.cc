@@ -124,8 +124,10 @@ struct WorkerState {
   /// When it was last sent the whole member list.
   Clock::time_point members_sent{};
 
+  /// A member of the farm: its key is admitted by the other workers.
+  bool Live() const { return connected && !revoked; }
   bool Quarantined() const { return Clock::now() < quarantined_until; }
-  bool Takes() const { return connected && !revoked && !drain && !draining && !Quarantined(); }
+  bool Takes() const { return Live() && !drain && !draining && !Quarantined(); }
 };
 
 /// Idle slots of a worker that takes no new jobs, not yet withdrawn.
@@ -337,7 +339,7 @@ class FarmBackend : public ClusterBackend {
     std::lock_guard lock(shared_.mu);
     for (const auto& id : ids) {
       auto it = shared_.workers.find(id);
-      if (it == shared_.workers.end() || !it->second.connected || it->second.revoked ||
+      if (it == shared_.workers.end() || !it->second.Live() ||
           it->second.endpoint.empty())
         continue;
       out.push_back({it->second.endpoint, it->second.key});
@@ -721,7 +723,6 @@ class Coordinator {
     Send({identity, *bytes});
   }
 
-  /// Sends on the ROUTER; false when the peer is gone.
   /// A message for one peer (f[0] is its identity). Never blocks the
   /// reactor: a peer whose queue is full (a client reading slowly, a hung
   /// worker) gets it later, in order, while everyone else is served. False
@@ -921,7 +922,7 @@ class Coordinator {
         if (fresh || h->members_version == 0 ||
             (h->members_version != shared_.members_version && now - w.members_sent >= std::chrono::seconds(10))) {
           for (const auto& [id, m] : shared_.workers)
-            if (!m.revoked && m.connected) reply.members.push_back({id, m.key, m.endpoint});
+            if (m.Live()) reply.members.push_back({id, m.key, m.endpoint});
           reply.members_full = true;
           reply.members_version = shared_.members_version;
           w.members_sent = now;
@@ -939,23 +940,20 @@ class Coordinator {
 
   /// Tells every other live worker about `joined` (one entry each).
   void PushMember(const std::string& joined) {
-    Frames out;
+    std::vector<Frames> out;
     {
       std::lock_guard lock(shared_.mu);
       const auto& j = shared_.workers[joined];
       for (const auto& [id, m] : shared_.workers) {
-        if (id == joined || m.revoked || !m.connected) continue;
+        if (id == joined || !m.Live()) continue;
         wire::HeartbeatReplyData r;
         r.members = {{joined, j.key, j.endpoint}};
         r.drain = m.drain;
         auto bytes = wire::EncodeHeartbeatReply(r);
-        if (bytes.ok()) {
-          out.push_back(id + "-ctl");
-          out.push_back(*bytes);
-        }
+        if (bytes.ok()) out.push_back({id + "-ctl", *bytes});
       }
     }
-    for (std::size_t i = 0; i + 1 < out.size(); i += 2) Send({out[i], out[i + 1]});
+    for (const auto& f : out) Send(f);
   }
 
   void HelloToBuild(const std::string& slot, const wire::PlatformList& platforms) {
