@@ -715,15 +715,14 @@ class Build {
         // least loaded one.
         for (auto& js : jobs_) {
           if (!Ready(js)) continue;
-          const bool no_run = !js.has_run;
           if (idle == 0) {
             // Every slot busy: only whether one could ever run it matters.
             std::optional<bool> can;
             for (const auto& [p, runs, c] : capable)
-              if (runs == !no_run && *p == js.job.platform) can = c;
+              if (runs == js.has_run && *p == js.job.platform) can = c;
             if (!can) {
-              can = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views).capable;
-              capable.emplace_back(&js.job.platform, !no_run, *can);
+              can = Place(PlacementRequest{js.job.platform, js.has_run, nullptr, nullptr}, views).capable;
+              capable.emplace_back(&js.job.platform, js.has_run, *can);
             }
             if (!*can) unplaced = true;
             continue;
@@ -734,7 +733,7 @@ class Build {
           if (!js.no_cache && running_keys.count(js.final_key)) continue;
           // Whether any slot can take it now, before asking the index who
           // holds what (a long queue waits on busy slots every pass).
-          Placement placed = Place(PlacementRequest{js.job.platform, !no_run, nullptr, nullptr}, views);
+          Placement placed = Place(PlacementRequest{js.job.platform, js.has_run, nullptr, nullptr}, views);
           if (placed.slot.empty()) {
             if (!placed.capable) unplaced = true;
             continue;
@@ -747,7 +746,7 @@ class Build {
             if (load.empty())  // once per pass, then kept up to date
               for (const auto& v : views)
                 if (v.idle) load.emplace(v.worker, cluster->Load(v.worker));
-            placed = Place(PlacementRequest{js.job.platform, !no_run, &held, &load}, views);
+            placed = Place(PlacementRequest{js.job.platform, js.has_run, &held, &load}, views);
           }
           const std::string best = placed.slot;
           std::uint64_t epoch = ++epochs[js.job.id];
