@@ -31,6 +31,20 @@ Expected<PlatformList> ReadPlatforms(const std::string& at,
   return out;
 }
 
+/// The same checks on both sides of the wire.
+Expected<void> CheckProgress(const std::string& progress) {
+  if (progress != "plain" && progress != "json")
+    return FieldError("SubmitBuild.progress", "must be plain or json");
+  return Ok();
+}
+
+Expected<void> CheckWorkersAction(const std::string& action, const std::string& worker_id) {
+  if (action != "list" && action != "rm" && action != "drain")
+    return FieldError("WorkersRequest.action", "unknown action \"" + action.substr(0, 32) + "\"");
+  if (action != "list") MF_TRY_VOID(CheckId("WorkersRequest.workerId", worker_id));
+  return Ok();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Join
@@ -339,8 +353,7 @@ Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
   b.setCompression(Kj(s.compression));
   b.setPull(s.pull);
   b.setPush(s.push);
-  if (s.progress != "plain" && s.progress != "json")
-    return FieldError("SubmitBuild.progress", "must be plain or json");
+  MF_TRY_VOID(CheckProgress(s.progress));
   b.setProgress(Kj(s.progress));
   MF_TRY_VOID(CheckList("SubmitBuild.images", s.images.size(), 1000));
   auto images = b.initImages(static_cast<unsigned>(s.images.size()));
@@ -421,8 +434,7 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
   s.push = r.getPush();
   MF_TRY(progress, ReadText("SubmitBuild.progress", r.getProgress()));
   s.progress = progress.empty() ? "plain" : std::move(progress);
-  if (s.progress != "plain" && s.progress != "json")
-    return FieldError("SubmitBuild.progress", "must be plain or json");
+  MF_TRY_VOID(CheckProgress(s.progress));
   auto images = r.getImages();
   MF_TRY_VOID(CheckList("SubmitBuild.images", images.size(), 1000));
   for (unsigned i = 0; i < images.size(); ++i) {
@@ -436,9 +448,9 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
     if (ref.empty() || im.media_type.empty() || !(in >> extra).fail() || size.empty() ||
         size.find_first_not_of("0123456789") != std::string::npos || size.size() > 19)
       return FieldError(at, "expected \"MEDIATYPE DIGEST SIZE\"");
-    MF_TRY(d, CheckDigest(at + ".digest", digest));
+    MF_TRY(checked, CheckDigest(at + ".digest", digest));
     im.reference = std::move(ref);
-    im.digest = d.ToString();
+    im.digest = checked.ToString();
     im.size = std::stoull(size);
     s.images.push_back(std::move(im));
   }
@@ -534,9 +546,7 @@ Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLi
 // ---------------------------------------------------------------- workers
 
 Expected<std::string> EncodeWorkersRequest(const WorkersRequestData& r) {
-  if (r.action != "list" && r.action != "rm" && r.action != "drain")
-    return FieldError("WorkersRequest.action", "unknown action \"" + r.action.substr(0, 32) + "\"");
-  if (r.action != "list") MF_TRY_VOID(CheckId("WorkersRequest.workerId", r.worker_id));
+  MF_TRY_VOID(CheckWorkersAction(r.action, r.worker_id));
   OutgoingMessage<schema::WorkersRequest> out;
   out.Body().setAction(Kj(r.action));
   out.Body().setWorkerId(Kj(r.worker_id));
@@ -549,9 +559,7 @@ Expected<WorkersRequestData> DecodeWorkersRequest(std::string_view bytes,
   WorkersRequestData r;
   MF_TRY(action, ReadText("WorkersRequest.action", d.Body().getAction()));
   MF_TRY(id, ReadText("WorkersRequest.workerId", d.Body().getWorkerId()));
-  if (action != "list" && action != "rm" && action != "drain")
-    return FieldError("WorkersRequest.action", "unknown action \"" + action.substr(0, 32) + "\"");
-  if (action != "list") MF_TRY_VOID(CheckId("WorkersRequest.workerId", id));
+  MF_TRY_VOID(CheckWorkersAction(action, id));
   r.action = std::move(action);
   r.worker_id = std::move(id);
   return r;
