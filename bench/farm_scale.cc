@@ -287,9 +287,12 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "bad StageJob: %s\n", job.error().ToString().c_str());
           continue;
         }
-        if (slot.answered && latencies) latencies->push_back(std::chrono::duration<double, std::milli>(Clock::now() - *slot.answered).count());
-        if (slot.answered && latencies) answered_at.push_back(*slot.answered);
-        if (job->instructions.size() < 4) last_stage_job = Clock::now();
+        if (slot.answered && latencies) {
+          latencies->push_back(std::chrono::duration<double, std::milli>(Clock::now() - *slot.answered).count());
+          answered_at.push_back(*slot.answered);
+        }
+        // The independent stages read nothing; the finals read all of them.
+        if (job->inputs.empty()) last_stage_job = Clock::now();
         // Done at once: the stage's result is its base image.
         wire::StageResultData r;
         r.job_id = job->job_id;
