@@ -144,8 +144,7 @@ class StageRunner : public InputMounter {
           continue;
         }
       }
-      if (env_.cancel && env_.cancel->load())
-        return MakeError(ErrorKind::kInternal, "step.cancelled", "build cancelled");
+      if (env_.Cancelled()) return MakeError(ErrorKind::kInternal, "step.cancelled", "build cancelled");
       auto t0 = Clock::now();
       Progress(static_cast<int>(i), wire::ProgressData::Kind::kStart, Title(ins[i]), 0);
       auto layer = Execute(ins[i], static_cast<int>(i));
@@ -543,6 +542,7 @@ class StageRunner : public InputMounter {
     req.platform = PlatformTriple{job_.platform.os, job_.platform.architecture,
                                   job_.platform.variant};
     req.timeout = env_.step_timeout;
+    if (env_.cancel || env_.job_cancel) req.cancelled = [this] { return env_.Cancelled(); };
     req.on_output = [this, index](std::string_view chunk) {
       Progress(index, wire::ProgressData::Kind::kOutput, std::string(chunk), 0);
     };

@@ -33,8 +33,15 @@ struct WorkerEnv {
   /// Worker-private directory (0700): cache mounts, secrets, bind copies.
   std::string state_dir;
   std::chrono::milliseconds step_timeout{0};  ///< 0 = none
-  /// Set by the coordinator side to stop a job between steps.
+  /// Set by the coordinator side to stop the build's jobs (embedded mode).
   const std::atomic<bool>* cancel = nullptr;
+  /// Set to stop the one job this env runs (a slot's copy; the farm's
+  /// cancel of one lease).
+  const std::atomic<bool>* job_cancel = nullptr;
+  /// A RUN in progress is killed; no further step starts.
+  bool Cancelled() const {
+    return (cancel && cancel->load()) || (job_cancel && job_cancel->load());
+  }
 };
 
 using ProgressFn = std::function<void(const wire::ProgressData&)>;

@@ -9,7 +9,26 @@ namespace manifold::worker {
 
 WorkerLoop::WorkerLoop(zmq::context_t& ctx, WorkerEnv& env, WorkerLoopOptions options)
     : ctx_(ctx), env_(env), options_(std::move(options)) {
+  for (unsigned i = 0; i < options_.slots; ++i) states_.push_back(std::make_unique<SlotState>());
   for (unsigned i = 0; i < options_.slots; ++i) threads_.emplace_back([this, i] { Slot(i); });
+}
+
+bool WorkerLoop::Cancel(const std::string& job_id, std::uint64_t lease_epoch) {
+  std::lock_guard lock(mu_);
+  for (auto& st : states_)
+    if (st->job_id == job_id && st->lease_epoch == lease_epoch) {
+      st->cancel = true;
+      return true;
+    }
+  return false;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> WorkerLoop::Leases() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const auto& st : states_)
+    if (!st->job_id.empty()) out.emplace_back(st->job_id, st->lease_epoch);
+  return out;
 }
 
 WorkerLoop::~WorkerLoop() { Join(); }
@@ -67,11 +86,22 @@ void WorkerLoop::Slot(unsigned index) {
       }
       ProgressFn progress = [&](const wire::ProgressData& p) { send(wire::EncodeProgress(p)); };
       wire::StageResultData result;
+      SlotState& state = *states_[index];
+      {
+        std::lock_guard lock(mu_);
+        state.cancel = false;
+        state.job_id = job->job_id;
+        state.lease_epoch = job->lease_epoch;
+      }
+      // This job's own env: the slot's cancel flag stops it alone.
+      WorkerEnv env = env_;
+      env.job_cancel = &state.cancel;
       if (options_.on_start) options_.on_start(*job);
       Expected<wire::StageResultData> r = [&]() -> Expected<wire::StageResultData> {
         try {
           if (options_.prepare) MF_TRY_VOID(options_.prepare(*job));
-          return ExecuteStage(*job, env_, progress);
+          if (env.Cancelled()) return MakeError(ErrorKind::kInternal, "step.cancelled", "build cancelled");
+          return ExecuteStage(*job, env, progress);
         } catch (const std::exception& e) {
           return MakeError(ErrorKind::kInternal, "worker.exception", e.what());
         }
@@ -82,6 +112,10 @@ void WorkerLoop::Slot(unsigned index) {
         result.job_id = job->job_id;
         result.lease_epoch = job->lease_epoch;
         result.error = std::move(r).error();
+      }
+      {
+        std::lock_guard lock(mu_);
+        state.job_id.clear();
       }
       send(wire::EncodeStageResult(result));
       if (options_.on_end) options_.on_end(*job, result);

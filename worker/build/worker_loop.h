@@ -8,7 +8,9 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -48,11 +50,25 @@ class WorkerLoop {
   ~WorkerLoop();
   void Join();
 
+  /// Stops the run of `job_id` at `lease_epoch` if a slot is running it:
+  /// its RUN is killed, no further step starts, and the job ends with
+  /// "step.cancelled". False when no slot runs that lease (it ended).
+  bool Cancel(const std::string& job_id, std::uint64_t lease_epoch);
+  /// The leases the slots are running now.
+  std::vector<std::pair<std::string, std::uint64_t>> Leases() const;
+
  private:
+  struct SlotState {
+    std::atomic<bool> cancel{false};
+    std::string job_id;  ///< guarded by mu_; empty when idle
+    std::uint64_t lease_epoch = 0;
+  };
   void Slot(unsigned index);
   zmq::context_t& ctx_;
   WorkerEnv& env_;
   WorkerLoopOptions options_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<SlotState>> states_;
   std::vector<std::thread> threads_;
 };
 

@@ -289,6 +289,7 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
     };
     std::optional<int> status;
     bool timed_out = false;
+    bool cancelled = false;
     {
       ContainerGuard container(*this, request.id);
       MF_TRY(proc, Subprocess::Start(RuncArgs({"--log", log_path, "--log-format", "json", "run",
@@ -296,10 +297,20 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
                                      RuncEnv(), SpawnOptions{config_.policy.nofile_limit}));
       const auto deadline =
           request.timeout.count() > 0 ? started + request.timeout : Clock::time_point::max();
-      MF_TRY(waited, proc.Wait(deadline, sink));
-      status = waited;
+      // In slices when the step may be cancelled, asking between them.
+      while (true) {
+        auto until = deadline;
+        if (request.cancelled) until = std::min(deadline, Clock::now() + std::chrono::milliseconds(200));
+        MF_TRY(waited, proc.Wait(until, sink));
+        status = waited;
+        if (status || until == deadline) break;
+        if (request.cancelled()) {
+          cancelled = true;
+          break;
+        }
+      }
       if (!status) {
-        timed_out = true;
+        timed_out = !cancelled;
         auto killed = RunCommand(RuncArgs({"kill", request.id, "KILL"}), RuncEnv(), kAdminTimeout);
         if (!killed.ok())
           MF_LOG_WARN("executor: runc kill {}: {}", request.id, killed.error().ToString());
@@ -319,6 +330,8 @@ Expected<RunResult> RuncRuntime::Run(const RunRequest& request) {
     }
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    if (cancelled)
+      return MakeError(ErrorKind::kInternal, "step.cancelled", "step " + request.id + " was cancelled and killed");
     if (timed_out) {
       Error e = MakeError(ErrorKind::kResourceExhausted, "executor.timeout",
                           "step " + request.id + " ran longer than its timeout of " +

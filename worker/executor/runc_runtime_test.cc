@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -166,6 +167,30 @@ TEST_F(RuncRuntimeTest, TimeoutKillsAndRemovesTheContainer) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
   EXPECT_EQ(RuncList(), "");
   EXPECT_FALSE(Exists(state_dir_ + "/bundles/test_0"));
+}
+
+// A cancelled step (its build failed, or the farm gave its lease to another
+// worker) is killed while it runs, once it has started, and leaves nothing.
+TEST_F(RuncRuntimeTest, CancelKillsTheRunningStepAndRemovesTheContainer) {
+  RunRequest req = Request({"sh", "-c", "echo started; sleep 100"});
+  std::atomic<bool> started{false};
+  req.on_output = [&started](std::string_view c) {
+    if (c.find("started") != std::string_view::npos) started = true;
+  };
+  int asked_after_start = 0;
+  req.cancelled = [&] { return started && ++asked_after_start >= 2; };
+  auto r = runtime_->Run(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kInternal);
+  EXPECT_EQ(r.error().code, "step.cancelled");
+  EXPECT_EQ(r.error().message, "step test_0 was cancelled and killed");
+  EXPECT_EQ(asked_after_start, 2);
+  EXPECT_EQ(RuncList(), "");
+  EXPECT_FALSE(Exists(state_dir_ + "/bundles/test_0"));
+  // Never asked to stop: runs to the end as before.
+  RunRequest ok = Request({"sh", "-c", "sleep 0.5; echo done"});
+  ok.cancelled = [] { return false; };
+  EXPECT_EQ(MustRun(ok).output_tail, "done\n");
 }
 
 TEST_F(RuncRuntimeTest, NetworkNoneHasOnlyLoopback) {

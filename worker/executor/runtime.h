@@ -32,6 +32,9 @@ struct RunRequest {
   /// as mount points (/proc, /etc/hosts, mount targets), so they do not end
   /// up in the step's layer (BuildKit's mount stub cleaner).
   bool remove_mount_stubs = true;
+  /// Asked a few times a second while the step runs; true stops it (the
+  /// container is killed and removed). May be empty.
+  std::function<bool()> cancelled;
 };
 
 struct RunResult {
@@ -52,7 +55,8 @@ class Runtime {
   /// (BuildRuntimeSpec's errors; kUnimplemented "executor.platform" when
   /// request.platform cannot run here). Errors: kResourceExhausted
   /// "executor.timeout" when the step outlived request.timeout (the
-  /// container is killed and removed first); kInternal for runtime failures.
+  /// container is killed and removed first); kInternal "step.cancelled" when
+  /// request.cancelled said so (likewise); kInternal for runtime failures.
   virtual Expected<RunResult> Run(const RunRequest& request) = 0;
 };
 
