@@ -52,6 +52,16 @@ struct Heartbeat {
   # of space); empty when healthy. Jobs go to healthy workers first.
   membersVersion @12 :UInt64;
   # version of the last full member list the worker holds (0: none)
+  runningLeases @13 :List(JobLease);
+  # the leases its slots are running: the coordinator cancels any it has
+  # given to another worker since (a hung or partitioned worker coming back)
+}
+
+# One lease of a job: lease epochs are unique across the coordinator's
+# builds, so (jobId, leaseEpoch) names one run of one job.
+struct JobLease {
+  jobId @0 :Text;
+  leaseEpoch @1 :UInt64;
 }
 
 struct Member {
@@ -68,6 +78,8 @@ struct HeartbeatReply {
   error @2 :Common.Error;     # set when the worker is unknown or revoked
   membersFull @3 :Bool;
   membersVersion @4 :UInt64;  # version of the full list, when membersFull
+  cancel @5 :List(JobLease);  # runs to stop now (their result is no longer wanted)
+  cancelReason @6 :Text;
 }
 
 # Blob transfer ("file transfer with credit"): the fetcher keeps up to N
@@ -131,6 +143,11 @@ struct BuildEvent {
   jobsRun @7 :UInt32;
   jobsCached @8 :UInt32;
   pushed @9 :List(Build.BuildArg);      # (reference, digest)
+}
+
+# Client -> coordinator: stop the build this client submitted (Ctrl-C).
+struct CancelBuild {
+  reason @0 :Text;
 }
 
 # Client -> coordinator: list workers, or act on one.

@@ -239,6 +239,9 @@ struct JobSupplement {
   hasDockerignore @3 :Bool;
   dockerignore @4 :Data;
   secrets @5 :List(JobSecret);
+  readsContext @6 :Bool;
+  # the job reads the build context (COPY/ADD, bind mounts); `context` lists
+  # only the entries its steps may read, and may be empty
 }
 
 struct JobOptions {

@@ -45,6 +45,28 @@ Expected<void> CheckWorkersAction(const std::string& action, const std::string& 
   return Ok();
 }
 
+Expected<void> WriteLeases(const std::string& at, const std::vector<LeaseData>& in,
+                           capnp::List<schema::JobLease>::Builder out) {
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    MF_TRY_VOID(CheckId(Idx(at, i) + ".jobId", in[i].job_id));
+    out[static_cast<unsigned>(i)].setJobId(Kj(in[i].job_id));
+    out[static_cast<unsigned>(i)].setLeaseEpoch(in[i].lease_epoch);
+  }
+  return Ok();
+}
+
+Expected<std::vector<LeaseData>> ReadLeases(const std::string& at,
+                                            capnp::List<schema::JobLease>::Reader in) {
+  MF_TRY_VOID(CheckList(at, in.size(), 1024));
+  std::vector<LeaseData> out;
+  for (unsigned i = 0; i < in.size(); ++i) {
+    MF_TRY(id, ReadText(Idx(at, i) + ".jobId", in[i].getJobId()));
+    MF_TRY_VOID(CheckId(Idx(at, i) + ".jobId", id));
+    out.push_back({std::move(id), in[i].getLeaseEpoch()});
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Join
@@ -133,6 +155,7 @@ Expected<std::string> EncodeHeartbeat(const HeartbeatData& h) {
   MF_TRY_VOID(CheckEndpoint("Heartbeat.peerEndpoint", h.peer_endpoint));
   MF_TRY_VOID(CheckText("Heartbeat.hostname", h.hostname.size()));
   MF_TRY_VOID(CheckText("Heartbeat.degraded", h.degraded.size()));
+  MF_TRY_VOID(CheckList("Heartbeat.runningLeases", h.running_leases.size(), 1024));
   OutgoingMessage<schema::Heartbeat> out;
   auto b = out.Body();
   b.setWorkerId(Kj(h.worker_id));
@@ -153,6 +176,8 @@ Expected<std::string> EncodeHeartbeat(const HeartbeatData& h) {
   b.setHostname(Kj(h.hostname));
   b.setDegraded(Kj(h.degraded));
   b.setMembersVersion(h.members_version);
+  MF_TRY_VOID(WriteLeases("Heartbeat.runningLeases", h.running_leases,
+                          b.initRunningLeases(static_cast<unsigned>(h.running_leases.size()))));
   return out.Encode();
 }
 
@@ -183,11 +208,15 @@ Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimi
   h.hostname = std::move(host);
   h.degraded = std::move(degraded);
   h.members_version = r.getMembersVersion();
+  MF_TRY(leases, ReadLeases("Heartbeat.runningLeases", r.getRunningLeases()));
+  h.running_leases = std::move(leases);
   return h;
 }
 
 Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r) {
   MF_TRY_VOID(CheckList("HeartbeatReply.members", r.members.size()));
+  MF_TRY_VOID(CheckList("HeartbeatReply.cancel", r.cancel.size(), 1024));
+  MF_TRY_VOID(CheckText("HeartbeatReply.cancelReason", r.cancel_reason.size()));
   OutgoingMessage<schema::HeartbeatReply> out;
   auto b = out.Body();
   auto ms = b.initMembers(static_cast<unsigned>(r.members.size()));
@@ -204,6 +233,8 @@ Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r) {
   b.setDrain(r.drain);
   b.setMembersFull(r.members_full);
   b.setMembersVersion(r.members_version);
+  MF_TRY_VOID(WriteLeases("HeartbeatReply.cancel", r.cancel, b.initCancel(static_cast<unsigned>(r.cancel.size()))));
+  b.setCancelReason(Kj(r.cancel_reason));
   if (r.error) MF_TRY_VOID(WriteError("HeartbeatReply.error", *r.error, b.initError()));
   return out.Encode();
 }
@@ -232,6 +263,10 @@ Expected<HeartbeatReplyData> DecodeHeartbeatReply(std::string_view bytes,
   h.drain = r.getDrain();
   h.members_full = r.getMembersFull();
   h.members_version = r.getMembersVersion();
+  MF_TRY(cancel, ReadLeases("HeartbeatReply.cancel", r.getCancel()));
+  MF_TRY(reason, ReadText("HeartbeatReply.cancelReason", r.getCancelReason()));
+  h.cancel = std::move(cancel);
+  h.cancel_reason = std::move(reason);
   if (r.hasError()) {
     Error e;
     MF_TRY_VOID(ReadError("HeartbeatReply.error", r.getError(), e));
@@ -543,6 +578,22 @@ Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLi
   return e;
 }
 
+// ---------------------------------------------------------------- cancel
+
+Expected<std::string> EncodeCancelBuild(const CancelBuildData& c) {
+  MF_TRY_VOID(CheckText("CancelBuild.reason", c.reason.size()));
+  OutgoingMessage<schema::CancelBuild> out;
+  out.Body().setReason(Kj(c.reason));
+  return out.Encode();
+}
+
+Expected<CancelBuildData> DecodeCancelBuild(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(d, Decode<schema::CancelBuild>(bytes, limits));
+  MF_TRY(reason, ReadText("CancelBuild.reason", d.Body().getReason()));
+  MF_TRY_VOID(CheckText("CancelBuild.reason", reason.size()));
+  return CancelBuildData{std::move(reason)};
+}
+
 // ---------------------------------------------------------------- workers
 
 Expected<std::string> EncodeWorkersRequest(const WorkersRequestData& r) {
@@ -642,6 +693,7 @@ Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits
       {capnp::typeId<schema::BlobChunk>(), ClusterType::kBlobChunk},
       {capnp::typeId<schema::SubmitBuild>(), ClusterType::kSubmitBuild},
       {capnp::typeId<schema::BuildEvent>(), ClusterType::kBuildEvent},
+      {capnp::typeId<schema::CancelBuild>(), ClusterType::kCancelBuild},
       {capnp::typeId<schema::WorkersRequest>(), ClusterType::kWorkersRequest},
       {capnp::typeId<schema::WorkersReply>(), ClusterType::kWorkersReply},
   };

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,16 @@ struct JoinReplyData {
 Expected<std::string> EncodeJoinReply(const JoinReplyData& r);
 Expected<JoinReplyData> DecodeJoinReply(std::string_view bytes, const DecodeLimits& limits = {});
 
+/// One run of one job (schema JobLease).
+struct LeaseData {
+  std::string job_id;
+  std::uint64_t lease_epoch = 0;
+  bool operator==(const LeaseData&) const = default;
+  bool operator<(const LeaseData& o) const {
+    return std::tie(job_id, lease_epoch) < std::tie(o.job_id, o.lease_epoch);
+  }
+};
+
 struct HeartbeatData {
   std::string worker_id;
   PlatformList platforms;
@@ -58,6 +69,7 @@ struct HeartbeatData {
   std::string hostname;
   std::string degraded;  ///< why it would rather stay idle; "" = healthy
   std::uint64_t members_version = 0;  ///< of the last full member list held
+  std::vector<LeaseData> running_leases;
 };
 Expected<std::string> EncodeHeartbeat(const HeartbeatData& h);
 Expected<HeartbeatData> DecodeHeartbeat(std::string_view bytes, const DecodeLimits& limits = {});
@@ -74,6 +86,8 @@ struct HeartbeatReplyData {
   std::optional<Error> error;
   bool members_full = false;
   std::uint64_t members_version = 0;
+  std::vector<LeaseData> cancel;  ///< runs to stop now
+  std::string cancel_reason;
 };
 Expected<std::string> EncodeHeartbeatReply(const HeartbeatReplyData& r);
 Expected<HeartbeatReplyData> DecodeHeartbeatReply(std::string_view bytes,
@@ -145,6 +159,12 @@ struct BuildEventData {
 Expected<std::string> EncodeBuildEvent(const BuildEventData& e);
 Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLimits& limits = {});
 
+struct CancelBuildData {
+  std::string reason;
+};
+Expected<std::string> EncodeCancelBuild(const CancelBuildData& c);
+Expected<CancelBuildData> DecodeCancelBuild(std::string_view bytes, const DecodeLimits& limits = {});
+
 struct WorkersRequestData {
   std::string action = "list";  ///< list, rm, drain
   std::string worker_id;
@@ -177,7 +197,7 @@ Expected<WorkersReplyData> DecodeWorkersReply(std::string_view bytes,
 /// Body types of the cluster messages, to dispatch on.
 enum class ClusterType {
   kJoin, kJoinReply, kHeartbeat, kHeartbeatReply, kBlobRequest, kBlobChunk,
-  kSubmitBuild, kBuildEvent, kWorkersRequest, kWorkersReply, kOther
+  kSubmitBuild, kBuildEvent, kCancelBuild, kWorkersRequest, kWorkersReply, kOther
 };
 /// kOther for any body that is not a cluster message (StageJob, Progress...).
 Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits& limits = {});

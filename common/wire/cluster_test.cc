@@ -263,6 +263,8 @@ TEST(ClusterWireTest, HeartbeatReplyRoundTripsMembersDrainAndError) {
   in.error = MakeError(ErrorKind::kSecurity, "cluster.revoked", "worker w1 was removed");
   in.members_full = true;
   in.members_version = 77;
+  in.cancel = {{"job-1", 1700000000000001}, {"job-2", 3}};
+  in.cancel_reason = "the build failed";
   auto bytes = EncodeHeartbeatReply(in);
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
   auto out = DecodeHeartbeatReply(*bytes);
@@ -276,6 +278,8 @@ TEST(ClusterWireTest, HeartbeatReplyRoundTripsMembersDrainAndError) {
   EXPECT_TRUE(out->drain);
   EXPECT_TRUE(out->members_full);
   EXPECT_EQ(out->members_version, 77u);
+  EXPECT_EQ(out->cancel, in.cancel);
+  EXPECT_EQ(out->cancel_reason, "the build failed");
   ASSERT_TRUE(out->error.has_value());
   ExpectSameError(*in.error, *out->error);
 }
@@ -287,6 +291,35 @@ TEST(ClusterWireTest, HeartbeatReplyRefusesBadMemberKey) {
   ASSERT_FALSE(bytes.ok());
   ExpectError(bytes.error(), ErrorKind::kInvalidInput, "wire.field",
               "HeartbeatReply.members[0].publicKey: not a 40-character Z85 key");
+}
+
+TEST(ClusterWireTest, LeasesRoundTripAndBadJobIdsAreRefused) {
+  HeartbeatData in;
+  in.worker_id = "w1";
+  in.running_leases = {{"a", 9}, {"b", 1ull << 60}};
+  auto bytes = EncodeHeartbeat(in);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  auto out = DecodeHeartbeat(*bytes);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->running_leases, in.running_leases);
+
+  OutgoingMessage<schema::HeartbeatReply> raw;
+  raw.Body().initCancel(2)[1].setJobId("../x");
+  auto decoded = DecodeHeartbeatReply(raw.Encode());
+  ASSERT_FALSE(decoded.ok());
+  ExpectError(decoded.error(), ErrorKind::kSecurity, "wire.id",
+              "HeartbeatReply.cancel[0].jobId: \"\" is not a valid id ([A-Za-z0-9_-]{1,64})");
+}
+
+TEST(ClusterWireTest, CancelBuildRoundTrips) {
+  auto bytes = EncodeCancelBuild({"interrupted (SIGINT)"});
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  auto out = DecodeCancelBuild(*bytes);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->reason, "interrupted (SIGINT)");
+  auto big = EncodeCancelBuild({std::string((1 << 20) + 1, 'x')});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().message.rfind("CancelBuild.reason: ", 0), 0u) << big.error().message;
 }
 
 // ---------------------------------------------------------------- blobs
@@ -666,6 +699,7 @@ TEST(ClusterWireTest, PeekClusterTypeNamesEveryMessage) {
       {EncodeBlobChunk({kDigestA, 0, 0, std::nullopt}), ClusterType::kBlobChunk},
       {EncodeSubmitBuild({}), ClusterType::kSubmitBuild},
       {EncodeBuildEvent(event), ClusterType::kBuildEvent},
+      {EncodeCancelBuild({}), ClusterType::kCancelBuild},
       {EncodeWorkersRequest({}), ClusterType::kWorkersRequest},
       {EncodeWorkersReply({}), ClusterType::kWorkersReply},
       {EncodeShutdown("x"), ClusterType::kOther},
@@ -736,6 +770,7 @@ JobSupplement FullSupplement() {
   };
   sup.dockerignore = std::string("node_modules\n");
   sup.secrets = {{"token", "s3cr3t"}, {"empty", ""}};
+  sup.reads_context = true;
   return sup;
 }
 
@@ -752,6 +787,7 @@ TEST(ClusterWireTest, StageJobSupplementRoundTrips) {
   EXPECT_EQ(out->supplement->context, job.supplement->context);
   EXPECT_EQ(out->supplement->dockerignore, job.supplement->dockerignore);
   EXPECT_EQ(out->supplement->secrets, job.supplement->secrets);
+  EXPECT_TRUE(out->supplement->reads_context);
   EXPECT_TRUE(*out->supplement == *job.supplement);
 
   // A job without one decodes without one.

@@ -53,6 +53,11 @@ Expected<void> MaterializeContext(const std::string& dir, const std::vector<Cont
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   if (::mkdir(dir.c_str(), 0755) != 0) return Io("mkdir " + dir);
+  return AddToContext(dir, files, blobs);
+}
+
+Expected<void> AddToContext(const std::string& dir, const std::vector<ContextFileData>& files,
+                            cas::LocalBlobStore& blobs) {
   const bool root = ::geteuid() == 0;
   std::vector<const ContextFileData*> dirs;
   for (const auto& f : files) {

@@ -21,4 +21,11 @@ namespace manifold::wire {
 Expected<void> MaterializeContext(const std::string& dir, const std::vector<ContextFileData>& files,
                                   cas::LocalBlobStore& blobs);
 
+/// Adds `files` to a context `dir` made by MaterializeContext (a job that
+/// reads other parts of the same context): files and symlinks must not be
+/// there yet; directories may, and get their mode, owner and times again
+/// (adding children changed their mtime). Same errors.
+Expected<void> AddToContext(const std::string& dir, const std::vector<ContextFileData>& files,
+                            cas::LocalBlobStore& blobs);
+
 }  // namespace manifold::wire

@@ -136,6 +136,34 @@ TEST_F(ContextTreeTest, ReplacesWhatWasThere) {
   EXPECT_EQ(ReadFile(out + "/new.txt"), "new");
 }
 
+// A second job of the build reads other files of the context: they are added
+// next to the first job's, which stay as they were; a directory listed again
+// gets its time back after its new children were written.
+TEST_F(ContextTreeTest, AddsToWhatAnEarlierJobMaterialized) {
+  const std::int64_t kDirTime = 1'600'000'000'000'000'000;
+  const std::string out = dir_.path() + "/ctx";
+  auto made = MaterializeContext(out, {Entry("src", S_IFDIR | 0755, kDirTime), File("src/a.c", 0644, "a", 7)}, *store_);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  auto added = AddToContext(out, {Entry("src", S_IFDIR | 0755, kDirTime), File("src/b.c", 0600, "b", 9),
+                                  File("doc/readme", 0644, "r", 9)},
+                            *store_);
+  ASSERT_TRUE(added.ok()) << added.error().ToString();
+  EXPECT_EQ(ReadFile(out + "/src/a.c"), "a");
+  EXPECT_EQ(ReadFile(out + "/src/b.c"), "b");
+  EXPECT_EQ(ReadFile(out + "/doc/readme"), "r");
+  struct stat st {};
+  ASSERT_EQ(::lstat((out + "/src").c_str(), &st), 0);
+  EXPECT_EQ(MtimeNs(st), kDirTime);
+  ASSERT_EQ(::lstat((out + "/src/b.c").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // A file already there is the same entry listed twice: refused, not
+  // overwritten under a job that may be reading it.
+  auto twice = AddToContext(out, {File("src/a.c", 0644, "changed", 7)}, *store_);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, "context.io");
+  EXPECT_EQ(ReadFile(out + "/src/a.c"), "a");
+}
+
 TEST_F(ContextTreeTest, RefusesToWriteThroughASymlink) {
   // "a" -> "/tmp", then "a/<name>": the file must not land in /tmp.
   const std::string name = "mf_context_evil_" + std::to_string(::getpid());

@@ -382,6 +382,7 @@ static Expected<void> WriteSupplement(const JobSupplement& sup, schema::JobSuppl
     MF_TRY_VOID(WriteContextFile(Idx("StageJob.supplement.context", i), sup.context[i],
                                  ctx[static_cast<unsigned>(i)]));
   b.setHasDockerignore(sup.dockerignore.has_value());
+  b.setReadsContext(sup.reads_context);
   if (sup.dockerignore) {
     MF_TRY_VOID(CheckText("StageJob.supplement.dockerignore", sup.dockerignore->size()));
     b.setDockerignore(KjData(*sup.dockerignore));
@@ -455,6 +456,7 @@ static Expected<JobSupplement> ReadSupplement(schema::JobSupplement::Reader r) {
     MF_TRY(f, ReadContextFile(Idx("StageJob.supplement.context", i), ctx[i]));
     sup.context.push_back(std::move(f));
   }
+  sup.reads_context = r.getReadsContext();
   if (r.getHasDockerignore()) {
     MF_TRY(text, ReadData("StageJob.supplement.dockerignore", r.getDockerignore()));
     sup.dockerignore = std::move(text);

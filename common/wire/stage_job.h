@@ -95,6 +95,9 @@ struct JobSupplement {
   std::vector<ContextFileData> context;
   std::optional<std::string> dockerignore;
   std::map<std::string, std::string> secrets;  ///< only the ids the job mounts
+  /// The job reads the context: `context` lists only what its steps may read
+  /// (maybe nothing), and the worker makes the context dir anyway.
+  bool reads_context = false;
   bool operator==(const JobSupplement&) const = default;
 };
 

@@ -410,6 +410,7 @@ class Build {
             if (!spec.ok()) continue;
             if (spec->type == "bind" && spec->from.empty()) {
               auto sel = SelectSources(context_, spec->source.empty() ? "." : spec->source);
+              for (const auto& e : sel) js.context_paths.insert(e.path);
               si.sources.insert(si.sources.end(), sel.begin(), sel.end());
             }
             if (!spec->from.empty()) si.from_inputs.push_back({spec->from, InputKey(js, spec->from)});
@@ -434,6 +435,7 @@ class Build {
                 continue;
               }
               auto sel = SelectSources(context_, a);
+              for (const auto& e : sel) js.context_paths.insert(e.path);
               si.sources.insert(si.sources.end(), sel.begin(), sel.end());
             }
           } else {
@@ -662,9 +664,22 @@ class Build {
     std::optional<Clock::time_point> waiting_since;  // a ready job no slot can take
     std::set<std::string> degraded;                   // degraded workers, refreshed each second
     std::unordered_map<std::string_view, int> running_keys;  // final key -> running jobs
+    // Final keys this build claimed in the farm (no other build runs them).
+    std::set<std::string> claimed;
+    struct Unclaim {
+      ClusterBackend* cluster;
+      std::set<std::string>& keys;
+      ~Unclaim() {
+        for (const auto& k : keys) cluster->ReleaseKey(k);
+      }
+    } unclaim{cluster, claimed};
+    std::set<std::string> told_waiting;  // jobs said to wait for another build
     auto stop_running = [&](JobState& js) {
       auto it = running_keys.find(js.final_key);
-      if (it != running_keys.end() && --it->second == 0) running_keys.erase(it);
+      if (it != running_keys.end() && --it->second == 0) {
+        if (claimed.erase(js.final_key)) cluster->ReleaseKey(js.final_key);
+        running_keys.erase(it);
+      }
     };
     Clock::time_point degraded_at{};
 
@@ -678,8 +693,7 @@ class Build {
       zmq::message_t ident, body;
       if (!router->recv(ident) || !router->recv(body)) return std::nullopt;
       return ClusterBackend::Incoming{std::string(static_cast<const char*>(ident.data()), ident.size()),
-                                      std::string(static_cast<const char*>(body.data()), body.size()),
-                                      false};
+                                      std::string(static_cast<const char*>(body.data()), body.size())};
     };
     auto worker_of = [&](const std::string& slot) {
       return cluster ? cluster->WorkerOf(slot) : std::string();
@@ -740,6 +754,17 @@ class Build {
           }
           if (cluster) {
             if (ReviveLostInputs(js)) continue;
+            // The same job running in another build: wait for it and take
+            // its result from the index (RELIABILITY H6).
+            if (!js.no_cache) {
+              if (!cluster->ClaimKey(js.final_key)) {
+                if (told_waiting.insert(js.job.id).second)
+                  printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage +
+                                "] the same steps are running for another build; waiting for their result");
+                continue;
+              }
+              claimed.insert(js.final_key);
+            }
             std::map<std::string, int> held;
             for (const auto& d : InputBlobs(js))
               for (const auto& w : cluster->HolderIds(d)) ++held[w];
@@ -749,10 +774,11 @@ class Build {
             placed = Place(PlacementRequest{js.job.platform, js.has_run, &held, &load}, views);
           }
           const std::string best = placed.slot;
-          std::uint64_t epoch = ++epochs[js.job.id];
+          std::uint64_t epoch = epochs[js.job.id] = cluster ? cluster->NextEpoch() : epochs[js.job.id] + 1;
           MF_TRY(data, MakeJob(js, epoch));
           MF_TRY(bytes, wire::EncodeStageJob(data));
-          send(best, bytes);
+          if (cluster) cluster->Dispatch(best, {js.job.id, epoch}, bytes);
+          else send(best, bytes);
           slots[best].job = js.job.id;
           js.status = JobState::Status::kRunning;
           js.slot = best;
@@ -785,18 +811,28 @@ class Build {
           waiting_since.reset();
         }
       }
-      if ((failure && running == 0) || (!failure && done())) break;
+      // A failed farm build stops at once: the coordinator cancels the
+      // jobs still out when the build ends. The embedded one waits for its
+      // slots, whose RUNs the cancel flag kills.
+      if ((failure && (running == 0 || cluster)) || (!failure && done())) break;
 
       auto in = receive();
       if (!in) continue;
       const std::string& slot_id = in->slot;
-      if (in->lost) {
+      using Kind = ClusterBackend::Incoming::Kind;
+      if (in->kind == Kind::kCancelled) {
+        if (!failure) failure = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + in->bytes);
+        cancel_ = true;
+        continue;
+      }
+      if (in->kind == Kind::kLost || in->kind == Kind::kTaken) {
         auto it = slots.find(slot_id);
         if (it == slots.end()) continue;
         if (!it->second.job.empty()) {
           auto& js = jobs_[index_.at(it->second.job)];
-          printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage + "] worker " +
-                        worker_of(slot_id) + " lost; the job runs again elsewhere");
+          if (in->kind == Kind::kLost)
+            printer_.Line("[" + js.job.target_platform.ToString() + " " + js.job.stage + "] worker " +
+                          worker_of(slot_id) + " lost; the job runs again elsewhere");
           stop_running(js);
           js.status = JobState::Status::kPending;
           js.slot.clear();
@@ -876,7 +912,9 @@ class Build {
           slots[slot_id].job.clear();
           js.slot.clear();
           --running;
-          stop_running(js);
+          // Its key stays claimed until its steps are in the index: a build
+          // waiting for it then finds them there.
+          if (r->error) stop_running(js);
           if (r->error && cluster && WorkerFault(*r->error) && attempts[js.job.id] < kMaxAttempts) {
             // The worker failed, not the build (disk full, a fetch, runc):
             // the job runs elsewhere; a worker failing again and again is
@@ -915,8 +953,9 @@ class Build {
           js.layers = r->layers;
           for (const auto& s : r->steps)
             if (s.index < js.step_cached.size()) js.step_cached[s.index] = s.cached;
+          if (cluster) MF_TRY_VOID(RecordResult(js, *r, worker_of(slot_id)));
+          stop_running(js);
           if (cluster) {
-            MF_TRY_VOID(RecordResult(js, *r, worker_of(slot_id)));
             // A target's blobs come here at once, while their worker is
             // surely still up (a draining one leaves soon after).
             if (IsTarget(js)) {
@@ -1103,9 +1142,21 @@ class Build {
     }
     for (const auto& [ref, v] : js.image_inputs)
       if (v.starts_with("image:")) (void)AddImageSources(v.substr(6), out);
-    if (ReadsContext(js))
-      for (const auto& e : context_.entries)
-        if (!e.digest.hex.empty()) out.push_back({"application/octet-stream", e.digest.ToString(), 0, "", {}});
+    for (const auto* e : ContextOf(js))
+      if (!e->digest.hex.empty()) out.push_back({"application/octet-stream", e->digest.ToString(), 0, "", {}});
+    return out;
+  }
+
+  /// The context entries `js` may read and the directories above them.
+  std::vector<const cache::SourceDigest*> ContextOf(const JobState& js) const {
+    std::vector<const cache::SourceDigest*> out;
+    if (js.context_paths.empty()) return out;
+    std::set<std::string_view> wanted(js.context_paths.begin(), js.context_paths.end());
+    for (const auto& p : js.context_paths)
+      for (auto slash = p.find('/'); slash != std::string::npos; slash = p.find('/', slash + 1))
+        wanted.insert(std::string_view(p).substr(0, slash));
+    for (const auto& e : context_.entries)
+      if (wanted.count(e.path)) out.push_back(&e);
     return out;
   }
 
@@ -1134,16 +1185,18 @@ class Build {
       sup.sources.push_back(std::move(src));
     }
     if (ReadsContext(js)) {
-      for (const auto& e : context_.entries) {
+      // Only what its steps may read: a job copying one file fetches one.
+      sup.reads_context = true;
+      for (const auto* e : ContextOf(js)) {
         wire::ContextFileData f;
-        f.path = e.path;
-        f.mode = e.mode;
-        f.uid = e.uid;
-        f.gid = e.gid;
-        f.digest = e.digest.hex.empty() ? "" : e.digest.ToString();
-        f.link_target = e.link_target;
+        f.path = e->path;
+        f.mode = e->mode;
+        f.uid = e->uid;
+        f.gid = e->gid;
+        f.digest = e->digest.hex.empty() ? "" : e->digest.ToString();
+        f.link_target = e->link_target;
         struct stat st {};
-        if (::lstat((context_dir_ + "/" + e.path).c_str(), &st) == 0)
+        if (::lstat((context_dir_ + "/" + e->path).c_str(), &st) == 0)
           f.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         sup.context.push_back(std::move(f));
       }

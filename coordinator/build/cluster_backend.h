@@ -11,6 +11,7 @@
 
 #include "common/base/expected.h"
 #include "common/cache/step_cache.h"
+#include "common/wire/cluster.h"
 #include "common/wire/stage_job.h"
 
 namespace manifold::coordinator {
@@ -19,14 +20,30 @@ class ClusterBackend {
  public:
   virtual ~ClusterBackend() = default;
 
-  /// A message from a job slot, or a slot that went away (its worker was
-  /// lost, drained or revoked): its job must run elsewhere.
+  /// A message from a job slot, or news about one.
   struct Incoming {
+    enum class Kind {
+      kMessage,  ///< `bytes` from the slot
+      kLost,     ///< its worker was lost, drained or revoked: its job runs elsewhere
+      kTaken,    ///< another build's job runs there: its job (if any) waits for another slot
+      kCancelled,  ///< the build is cancelled (the client asked); `bytes` says why
+    };
     std::string slot;
     std::string bytes;
-    bool lost = false;
+    Kind kind = Kind::kMessage;
   };
   virtual void Send(const std::string& slot, const std::string& bytes) = 0;
+  /// Sends a StageJob: the slot runs this lease until its StageResult. The
+  /// slot may turn out to be another build's by then (kTaken comes back).
+  virtual void Dispatch(const std::string& slot, const wire::LeaseData& lease, const std::string& bytes) = 0;
+  /// A lease epoch no other lease of any build had (late results of one
+  /// lease can never pass for another's).
+  virtual std::uint64_t NextEpoch() = 0;
+  /// Claims `key` (a job's final cache key) for this build while no other
+  /// build runs a job ending in it; false while one does (RELIABILITY H6:
+  /// the same step submitted by two builds at once runs once).
+  virtual bool ClaimKey(const std::string& key) = 0;
+  virtual void ReleaseKey(const std::string& key) = 0;
   /// nullopt when nothing arrived within `timeout`.
   virtual std::optional<Incoming> Receive(std::chrono::milliseconds timeout) = 0;
 

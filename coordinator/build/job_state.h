@@ -1,6 +1,7 @@
 // What the coordinator knows of one (stage, platform) job during a build.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct JobState {
   std::string slot;  ///< running on
   std::vector<std::size_t> deps;  ///< job.depends_on as indices into the build's jobs
   bool has_run = false;           ///< some instruction is a RUN (needs its platform)
+  /// Context entries its steps may read (COPY/ADD sources, bind mounts, as
+  /// SelectSources picks them): all a worker fetches of the context.
+  std::set<std::string> context_paths;
 };
 
 }  // namespace manifold::coordinator

@@ -1,11 +1,13 @@
 #include "coordinator/build/remote_build.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <zmq.hpp>
@@ -29,6 +31,42 @@ namespace manifold::coordinator {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_interrupted = 0;
+extern "C" void OnInterrupt(int sig) { g_interrupted = sig; }
+
+/// While a farm build runs, Ctrl-C (or SIGTERM) cancels it on the farm
+/// instead of leaving it running there; restored after.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    g_interrupted = 0;
+    struct sigaction sa {};
+    sa.sa_handler = OnInterrupt;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~InterruptGuard() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+/// zmq::poll that returns 0 when a signal interrupts it.
+int PollOnce(zmq::pollitem_t& item, std::chrono::milliseconds timeout) {
+  try {
+    return zmq::poll(&item, 1, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    throw;
+  }
+}
 
 std::string DefaultClientKeyFile() {
   if (const char* f = std::getenv("MANIFOLD_CLIENT_KEY"); f && *f) return f;
@@ -219,6 +257,7 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
 
   zmq::context_t ctx(1);
   MF_TRY(sock, Connect(ctx, target));
+  InterruptGuard interrupts;
   sock->send(zmq::buffer(submit), zmq::send_flags::none);
   const bool quiet = req.progress == "quiet";
   wire::BlobPathFn serve = [&](const std::string& digest) -> Expected<std::string> {
@@ -231,9 +270,22 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   auto first_silence = Clock::now();
   int resubmits = 0;
   bool heard = false;
+  std::optional<Clock::time_point> cancelled_at;
   while (!done) {
+    if (g_interrupted && !cancelled_at) {
+      const std::string why = g_interrupted == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
+      out << "cancelling the build on the farm: " << why << "\n" << std::flush;
+      MF_TRY(cancel, wire::EncodeCancelBuild({why}));
+      sock->send(zmq::buffer(cancel), zmq::send_flags::none);
+      cancelled_at = Clock::now();
+    }
+    // The coordinator confirms with the build's failure; do not wait long.
+    if (cancelled_at && Clock::now() - *cancelled_at > std::chrono::seconds(10))
+      return MakeError(ErrorKind::kInvalidInput, "build.cancelled",
+                       "build cancelled; the coordinator did not confirm within 10 s");
     zmq::pollitem_t item{sock->handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(500)) <= 0) {
+    if (PollOnce(item, std::chrono::milliseconds(500)) <= 0) {
+      if (cancelled_at) continue;
       // The coordinator speaks at least every 2 s during a build. Silence
       // means it restarted (and forgot the build) or is gone: submit
       // again; what finished is in its index and the workers' caches.

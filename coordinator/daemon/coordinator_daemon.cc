@@ -117,8 +117,8 @@ struct WorkerState {
   std::set<std::string> unreachable;
   /// Why the worker would rather stay idle (it says so); "" = healthy.
   std::string degraded;
-  /// Out of rotation until then after failing job after job (not kept
-  /// across coordinator restarts).
+  /// Out of rotation until then after failing job after job (kept in
+  /// workers.json across coordinator restarts).
   Clock::time_point quarantined_until{};
   std::string quarantine_note;
   /// When it was last sent the whole member list.
@@ -155,11 +155,29 @@ struct Shared {
   std::mutex index_mu;
   std::unique_ptr<CacheIndex> index;
 
+  /// Lease epochs, unique across builds and restarts (they start from the
+  /// clock): a late result of one lease never passes for another's.
+  const std::uint64_t first_epoch = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  std::atomic<std::uint64_t> next_epoch{first_epoch};
+  /// Final cache keys a build's job is running for (RELIABILITY H6).
+  std::set<std::string> running_keys;
+
   Expected<void> SaveWorkers() {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& [id, w] : workers)
-      j.push_back({{"id", id}, {"key", w.key}, {"hostname", w.hostname}, {"revoked", w.revoked},
-                   {"drain", w.drain}});
+    const auto now = Clock::now();
+    const auto wall = std::chrono::system_clock::now();
+    for (const auto& [id, w] : workers) {
+      nlohmann::json e{{"id", id}, {"key", w.key}, {"hostname", w.hostname}, {"revoked", w.revoked},
+                       {"drain", w.drain}};
+      if (w.Quarantined()) {
+        const auto until = wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(w.quarantined_until - now);
+        e["quarantined_until"] = std::chrono::duration_cast<std::chrono::seconds>(until.time_since_epoch()).count();
+        e["quarantine_note"] = w.quarantine_note;
+      }
+      j.push_back(std::move(e));
+    }
     return fs::WriteFileAtomic(state_dir + "/workers.json", j.dump(1) + "\n");
   }
 
@@ -178,6 +196,13 @@ struct Shared {
       s.hostname = w.value("hostname", "");
       s.revoked = w.value("revoked", false);
       s.drain = w.value("drain", false);
+      // A quarantine outlives a restart, for the time it had left.
+      const auto until = std::chrono::system_clock::time_point(std::chrono::seconds(w.value("quarantined_until", 0LL)));
+      const auto left = until - std::chrono::system_clock::now();
+      if (left > std::chrono::system_clock::duration::zero()) {
+        s.quarantined_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+        s.quarantine_note = w.value("quarantine_note", "");
+      }
       if (wire::IsValidWireId(s.id) && wire::IsZ85Key(s.key)) workers[s.id] = s;
     }
     return Ok();
@@ -289,11 +314,26 @@ class FarmBackend : public ClusterBackend {
   void Send(const std::string& slot, const std::string& bytes) override {
     pipe_.Send({"send", slot, bytes});
   }
+  void Dispatch(const std::string& slot, const wire::LeaseData& lease, const std::string& bytes) override {
+    pipe_.Send({"job", slot, bytes, lease.job_id, std::to_string(lease.lease_epoch)});
+  }
+  std::uint64_t NextEpoch() override { return ++shared_.next_epoch; }
+  bool ClaimKey(const std::string& key) override {
+    std::lock_guard lock(shared_.mu);
+    return shared_.running_keys.insert(key).second;
+  }
+  void ReleaseKey(const std::string& key) override {
+    std::lock_guard lock(shared_.mu);
+    shared_.running_keys.erase(key);
+  }
   std::optional<Incoming> Receive(std::chrono::milliseconds timeout) override {
     auto f = pipe_.Receive(timeout);
-    if (!f || f->empty()) return std::nullopt;
-    if ((*f)[0] == "lost" && f->size() >= 2) return Incoming{(*f)[1], "", true};
-    if ((*f)[0] == "msg" && f->size() >= 3) return Incoming{(*f)[1], (*f)[2], false};
+    if (!f || f->size() < 2) return std::nullopt;
+    const std::string& what = (*f)[0];
+    if (what == "lost") return Incoming{(*f)[1], "", Incoming::Kind::kLost};
+    if (what == "taken") return Incoming{(*f)[1], "", Incoming::Kind::kTaken};
+    if (what == "cancel") return Incoming{"", (*f)[1], Incoming::Kind::kCancelled};
+    if (what == "msg" && f->size() >= 3) return Incoming{(*f)[1], (*f)[2], Incoming::Kind::kMessage};
     return std::nullopt;
   }
   std::string WorkerOf(const std::string& slot) const override {
@@ -403,9 +443,11 @@ class FarmBackend : public ClusterBackend {
     w.quarantined_until = Clock::now() + cfg_.quarantine;
     w.quarantine_note = why;
     MF_LOG_WARN("worker {} quarantined for {} s: {}", worker, cfg_.quarantine.count() / 1000, why);
-    // Its idle slots are gone from the build already; busy ones leave as
-    // their jobs end, and all come back with the first heartbeat after.
-    (void)Withdraw(w);
+    if (auto saved = shared_.SaveWorkers(); !saved.ok())
+      MF_LOG_WARN("the quarantine of {} will not outlive a restart: {}", worker, saved.error().message);
+    // Its idle slots are gone from this build already; the reactor takes
+    // them from the others with the worker's next heartbeat, and gives them
+    // back with the first one after the quarantine.
     return cfg_.quarantine;
   }
 
@@ -418,11 +460,17 @@ class FarmBackend : public ClusterBackend {
 };
 
 struct ActiveBuild {
+  int number = 0;
   std::string client;  ///< ROUTER identity
-  std::string pipe_endpoint;
   std::unique_ptr<zmq::socket_t> pipe;  ///< reactor side
   std::thread thread;
-  std::atomic<bool> finished{false};
+  bool cancelled = false;  ///< told to stop already
+};
+
+/// What a job slot runs: one lease of one build's job.
+struct SlotLease {
+  int build = 0;
+  wire::LeaseData lease;
 };
 
 void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t& ctx,
@@ -623,10 +671,8 @@ class Coordinator {
       MF_LOG_INFO("announcing on UDP {}:{}", cfg_.beacon_address, cfg_.beacon_port);
     }
     Loop();
-    if (active_) {
-      active_->thread.join();
-      active_.reset();
-    }
+    for (auto& [n, b] : builds_) b->thread.join();
+    builds_.clear();
     router_.reset();
     zap_.reset();
     return Ok();
@@ -653,7 +699,11 @@ class Coordinator {
     auto next_tick = Clock::now();
     while (!stop_) {
       std::vector<zmq::pollitem_t> items{{router_->handle(), 0, ZMQ_POLLIN, 0}};
-      if (active_) items.push_back({active_->pipe->handle(), 0, ZMQ_POLLIN, 0});
+      std::vector<int> numbers;
+      for (const auto& [n, b] : builds_) {
+        items.push_back({b->pipe->handle(), 0, ZMQ_POLLIN, 0});
+        numbers.push_back(n);
+      }
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
       try {
         if (items[0].revents & ZMQ_POLLIN) {
@@ -661,9 +711,14 @@ class Coordinator {
           std::string user;
           for (int i = 0; i < 256 && RecvAll(*router_, f, &user); ++i) OnRouter(f, user);
         }
-        if (active_ && items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) {
+        for (std::size_t i = 0; i < numbers.size(); ++i) {
+          if (!(items[i + 1].revents & ZMQ_POLLIN)) continue;
           Frames f;
-          while (active_ && RecvAll(*active_->pipe, f)) OnPipe(f);
+          while (true) {
+            auto it = builds_.find(numbers[i]);  // "done" ends it
+            if (it == builds_.end() || !RecvAll(*it->second->pipe, f)) break;
+            OnPipe(numbers[i], f);
+          }
         }
       } catch (const zmq::error_t& e) {
         MF_LOG_ERROR("reactor: {}", e.what());
@@ -673,7 +728,7 @@ class Coordinator {
         Tick();
         next_tick = Clock::now() + std::chrono::milliseconds(250);
       }
-      if (!active_ && !queue_.empty()) StartBuild();
+      while (!queue_.empty() && static_cast<int>(builds_.size()) < cfg_.max_builds) StartBuild();
     }
   }
 
@@ -694,7 +749,10 @@ class Coordinator {
         w.busy.clear();
       }
     }
-    for (const auto& s : lost_slots) ToBuild({"lost", s});
+    for (const auto& s : lost_slots) {
+      leases_.erase(s);
+      ToBuilds({"lost", s});
+    }
     // Clients waiting on a build hear from us at least every 2 s, so a
     // silent coordinator (restarted, or gone) is noticed quickly.
     if (now >= next_keepalive_) {
@@ -702,7 +760,13 @@ class Coordinator {
       wire::BuildEventData alive;
       auto bytes = wire::EncodeBuildEvent(alive);
       if (bytes.ok()) {
-        if (active_) Send({active_->client, *bytes});
+        // A client that went away (killed, Ctrl-C) takes its build with it.
+        for (const auto& [n, b] : builds_)
+          if (!Send({b->client, *bytes}) && !b->cancelled) {
+            b->cancelled = true;
+            MF_LOG_INFO("build {}: its client is gone; cancelling it", n);
+            SendAll(*b->pipe, {"cancel", "the client went away"});
+          }
         for (const auto& q : queue_) Send({q.first, *bytes});
       }
     }
@@ -778,8 +842,14 @@ class Coordinator {
     }
   }
 
-  void ToBuild(const Frames& f) {
-    if (active_) SendAll(*active_->pipe, f);
+  void ToBuild(int number, const Frames& f) {
+    auto it = builds_.find(number);
+    if (it != builds_.end()) SendAll(*it->second->pipe, f);
+  }
+  /// To every running build but `except`.
+  void ToBuilds(const Frames& f, int except = 0) {
+    for (const auto& [n, b] : builds_)
+      if (n != except) SendAll(*b->pipe, f);
   }
 
   void OnRouter(const Frames& f, const std::string& user) {
@@ -803,15 +873,17 @@ class Coordinator {
       case wire::ClusterType::kBlobRequest:
         return OnBlobRequest(identity, body);
       case wire::ClusterType::kBlobChunk:
-        if (active_ && identity == active_->client) {
+        if (auto b = client_build_.find(identity); b != client_build_.end()) {
           Frames fw{"msg", identity, body};
           if (f.size() > 2) fw.push_back(f[2]);
-          ToBuild(fw);
-          return;
+          ToBuild(b->second, fw);
         }
         return;
       case wire::ClusterType::kSubmitBuild:
         if (client) return OnSubmit(identity, body);
+        break;
+      case wire::ClusterType::kCancelBuild:
+        if (client) return OnCancel(identity, body);
         break;
       case wire::ClusterType::kWorkersRequest:
         if (client) return OnWorkers(identity, body);
@@ -930,12 +1002,45 @@ class Coordinator {
       }
       platforms = w.platforms;
     }
+    // Runs no build wants any more: a lease that went to another worker
+    // while this one was out of reach, or one of a build that has ended
+    // (cancelled then already, unless that message was lost). Leases from
+    // before a restart of this coordinator are left to finish: the worker's
+    // step cache keeps their steps for the build its client submits again.
+    if (!h->running_leases.empty()) {
+      std::set<wire::LeaseData> wanted;
+      for (std::uint32_t i = 0; i < h->slots; ++i) {
+        auto held = leases_.find(worker + "-s" + std::to_string(i));
+        if (held != leases_.end() && builds_.count(held->second.build)) wanted.insert(held->second.lease);
+      }
+      for (const auto& lease : h->running_leases)
+        if (lease.lease_epoch > shared_.first_epoch && !wanted.count(lease)) reply.cancel.push_back(lease);
+    }
+    if (!reply.cancel.empty()) {
+      reply.cancel_reason = "no build wants this run any more";
+      MF_LOG_INFO("worker {} runs {} lease(s) no build wants; cancelling them", worker, reply.cancel.size());
+    }
     Reply(identity, wire::EncodeHeartbeatReply(reply));
     // A worker that just came up: every other one learns its key now, so
     // their blob servers admit it before it asks them for anything.
     if (fresh) PushMember(worker);
-    for (const auto& slot : hellos) HelloToBuild(slot, platforms);
-    for (const auto& slot : withdraw) ToBuild({"lost", slot});
+    for (const auto& slot : hellos) HelloToBuilds(slot, platforms);
+    for (const auto& slot : withdraw) ToBuilds({"lost", slot});
+  }
+
+  /// Stops `leases` on `worker` now (pushed on its control connection).
+  void PushCancel(const std::string& worker, const std::vector<wire::LeaseData>& leases, const std::string& why) {
+    wire::HeartbeatReplyData r;
+    r.cancel = leases;
+    r.cancel_reason = why;
+    {
+      std::lock_guard lock(shared_.mu);
+      auto it = shared_.workers.find(worker);
+      if (it == shared_.workers.end() || !it->second.Live()) return;
+      r.drain = it->second.drain;
+    }
+    auto bytes = wire::EncodeHeartbeatReply(r);
+    if (bytes.ok()) Send({worker + "-ctl", *bytes});
   }
 
   /// Tells every other live worker about `joined` (one entry each).
@@ -956,14 +1061,16 @@ class Coordinator {
     for (const auto& f : out) Send(f);
   }
 
-  void HelloToBuild(const std::string& slot, const wire::PlatformList& platforms) {
-    if (!active_) return;
+  /// Offers a free slot to every running build but `except` (the first to
+  /// send it a job gets it; the others hear "taken").
+  void HelloToBuilds(const std::string& slot, const wire::PlatformList& platforms, int except = 0) {
+    if (builds_.empty() || leases_.count(slot)) return;
     wire::WorkerHelloData hello;
     hello.worker_id = slot;
     hello.platforms = platforms;
     hello.slots = 1;
     auto bytes = wire::EncodeWorkerHello(hello);
-    if (bytes.ok()) ToBuild({"msg", slot, *bytes});
+    if (bytes.ok()) ToBuilds({"msg", slot, *bytes}, except);
   }
 
   void OnSlot(const std::string& identity, const std::string& worker, const std::string& body) {
@@ -974,16 +1081,48 @@ class Coordinator {
     }
     auto type = wire::PeekMessageType(body);
     if (!type.ok()) return;
-    if (*type == wire::MessageType::kWorkerHello) return;  // slots are known from heartbeats
+    // Job messages go to the build whose lease the slot runs; a late one
+    // (its lease went elsewhere, or its build ended) goes nowhere.
+    wire::LeaseData lease;
+    const bool result = *type == wire::MessageType::kStageResult;
+    if (result) {
+      auto r = wire::DecodeStageResult(body);
+      if (!r.ok()) {
+        MF_LOG_WARN("bad StageResult from {}: {}", identity, r.error().message);
+        return;
+      }
+      lease = {r->job_id, r->lease_epoch};
+    } else if (*type == wire::MessageType::kProgress) {
+      auto p = wire::DecodeProgress(body);
+      if (!p.ok()) return;
+      lease = {p->job_id, p->lease_epoch};
+    } else {
+      return;  // slots are known from heartbeats
+    }
+    auto held = leases_.find(identity);
+    if (held == leases_.end() || !(held->second.lease == lease)) {
+      if (result)
+        MF_LOG_WARN("{} reported on job {} (epoch {}) it does not hold; dropped", identity, lease.job_id,
+                    lease.lease_epoch);
+      return;
+    }
+    const int owner = held->second.build;
+    ToBuild(owner, {"msg", identity, body});
+    if (!result) return;
+    leases_.erase(held);
     std::vector<std::string> withdraw;
-    if (*type == wire::MessageType::kStageResult) {
+    bool takes = false;
+    wire::PlatformList platforms;
+    {
       std::lock_guard lock(shared_.mu);
       auto& w = shared_.workers[worker];
       w.busy.erase(identity);
-      if (!w.Takes()) withdraw = Withdraw(w);
+      takes = w.Takes();
+      platforms = w.platforms;
+      if (!takes) withdraw = Withdraw(w);
     }
-    ToBuild({"msg", identity, body});
-    for (const auto& s : withdraw) ToBuild({"lost", s});
+    if (takes) HelloToBuilds(identity, platforms, owner);
+    for (const auto& s : withdraw) ToBuilds({"lost", s});
   }
 
   void OnBlobRequest(const std::string& identity, const std::string& body) {
@@ -1007,74 +1146,139 @@ class Coordinator {
       return Reply(identity, wire::EncodeBuildEvent(ev));
     }
     queue_.push_back({identity, std::move(*s)});
-    if (active_ || queue_.size() > 1) {
+    if (static_cast<int>(builds_.size()) >= cfg_.max_builds) {
       wire::BuildEventData ev;
-      ev.text = "queued behind " + std::to_string(queue_.size() - 1 + (active_ ? 1 : 0)) + " build(s)\n";
+      ev.text = "waiting: " + std::to_string(builds_.size()) + " builds running (--max-builds " +
+                std::to_string(cfg_.max_builds) + "), " + std::to_string(queue_.size() - 1) +
+                " queued before this one\n";
       Reply(identity, wire::EncodeBuildEvent(ev));
     }
+  }
+
+  /// The client of a running or queued build asks to stop it (Ctrl-C).
+  void OnCancel(const std::string& identity, const std::string& body) {
+    auto c = wire::DecodeCancelBuild(body);
+    const std::string why = c.ok() && !c->reason.empty() ? c->reason : "the client asked";
+    if (auto b = client_build_.find(identity); b != client_build_.end()) {
+      MF_LOG_INFO("build {} cancelled by its client: {}", b->second, why);
+      builds_[b->second]->cancelled = true;
+      ToBuild(b->second, {"cancel", why});
+      return;
+    }
+    for (auto it = queue_.begin(); it != queue_.end(); ++it)
+      if (it->first == identity) {
+        queue_.erase(it);
+        MF_LOG_INFO("a queued build was cancelled by its client: {}", why);
+        wire::BuildEventData ev;
+        ev.kind = wire::BuildEventData::Kind::kFailed;
+        ev.error = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + why);
+        return Reply(identity, wire::EncodeBuildEvent(ev));
+      }
   }
 
   void StartBuild() {
     auto [client, submit] = std::move(queue_.front());
     queue_.pop_front();
-    int number = ++builds_;
-    active_ = std::make_unique<ActiveBuild>();
-    active_->client = client;
-    active_->pipe_endpoint = "inproc://build-" + std::to_string(number);
-    active_->pipe = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    int number = ++builds_started_;
+    auto build = std::make_unique<ActiveBuild>();
+    build->number = number;
+    build->client = client;
+    const std::string endpoint = "inproc://build-" + std::to_string(number);
+    build->pipe = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
     // No high-water mark on the pipe: each side may be busy sending to the
     // other (progress bursts), and a bounded pipe could block both at once.
-    active_->pipe->set(zmq::sockopt::linger, 0);
-    active_->pipe->set(zmq::sockopt::sndhwm, 0);
-    active_->pipe->set(zmq::sockopt::rcvhwm, 0);
-    active_->pipe->bind(active_->pipe_endpoint);
+    build->pipe->set(zmq::sockopt::linger, 0);
+    build->pipe->set(zmq::sockopt::sndhwm, 0);
+    build->pipe->set(zmq::sockopt::rcvhwm, 0);
+    build->pipe->bind(endpoint);
     auto build_end = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
     build_end->set(zmq::sockopt::linger, 0);
     build_end->set(zmq::sockopt::sndhwm, 0);
     build_end->set(zmq::sockopt::rcvhwm, 0);
-    build_end->connect(active_->pipe_endpoint);
-    MF_LOG_INFO("build {} started ({} platforms, {} context entries)", number, submit.platforms.size(),
-                submit.context.size());
-    active_->thread = std::thread(RunBuildThread, std::ref(shared_), std::cref(cfg_), std::ref(ctx_),
-                                  std::move(build_end), client, std::move(submit), number);
-    // The build learns the slots it may use.
+    build_end->connect(endpoint);
+    MF_LOG_INFO("build {} started ({} platforms, {} context entries, {} running)", number, submit.platforms.size(),
+                submit.context.size(), builds_.size() + 1);
+    build->thread = std::thread(RunBuildThread, std::ref(shared_), std::cref(cfg_), std::ref(ctx_),
+                                std::move(build_end), client, std::move(submit), number);
+    builds_[number] = std::move(build);
+    client_build_[client] = number;
+    // The build learns the free slots it may use.
     std::vector<std::pair<std::string, wire::PlatformList>> slots;
     {
       std::lock_guard lock(shared_.mu);
       for (auto& [id, w] : shared_.workers) {
         if (!w.Takes()) continue;
-        for (std::uint32_t i = 0; i < w.slots; ++i) slots.emplace_back(id + "-s" + std::to_string(i), w.platforms);
+        for (std::uint32_t i = 0; i < w.slots; ++i) {
+          std::string slot = id + "-s" + std::to_string(i);
+          if (!leases_.count(slot) && !w.unreachable.count(slot)) slots.emplace_back(slot, w.platforms);
+        }
       }
     }
-    for (const auto& [s, p] : slots) HelloToBuild(s, p);
+    wire::WorkerHelloData hello;
+    hello.slots = 1;
+    for (const auto& [slot, platforms] : slots) {
+      hello.worker_id = slot;
+      hello.platforms = platforms;
+      auto bytes = wire::EncodeWorkerHello(hello);
+      if (bytes.ok()) ToBuild(number, {"msg", slot, *bytes});
+    }
   }
 
-  void OnPipe(const Frames& f) {
+  void OnPipe(int number, const Frames& f) {
     if (f.empty()) return;
-    if (f[0] == "done") {
-      active_->thread.join();
-      active_.reset();
+    if (f[0] == "done") return EndBuild(number);
+    if (f[0] == "send" && f.size() >= 3) {
+      Send(Frames(f.begin() + 1, f.end()));
       return;
     }
-    if (f[0] != "send" || f.size() < 3) return;
-    const std::string& to = f[1];
-    auto type = wire::PeekMessageType(f[2]);
-    bool job = type.ok() && *type == wire::MessageType::kStageJob;
-    std::string worker;
-    if (job) {
-      worker = to.substr(0, to.rfind("-s"));
+    if (f[0] != "job" || f.size() < 5) return;
+    const std::string& slot = f[1];
+    const std::string worker = slot.substr(0, slot.rfind("-s"));
+    SlotLease held{number, {f[3], std::strtoull(f[4].c_str(), nullptr, 10)}};
+    bool takes = false;
+    {
       std::lock_guard lock(shared_.mu);
-      shared_.workers[worker].busy.insert(to);
+      auto it = shared_.workers.find(worker);
+      takes = it != shared_.workers.end() && it->second.Takes();
     }
-    Frames out(f.begin() + 1, f.end());
-    if (!Send(out) && job) {
+    // Another build was first, or the worker left since the offer.
+    if (leases_.count(slot) || !takes) {
+      ToBuild(number, {takes ? "taken" : "lost", slot});
+      return;
+    }
+    leases_[slot] = held;
+    {
+      std::lock_guard lock(shared_.mu);
+      shared_.workers[worker].busy.insert(slot);
+    }
+    if (!Send({slot, f[2]})) {
+      leases_.erase(slot);
       {
         std::lock_guard lock(shared_.mu);
-        shared_.workers[worker].busy.erase(to);
-        shared_.workers[worker].unreachable.insert(to);
+        shared_.workers[worker].busy.erase(slot);
+        shared_.workers[worker].unreachable.insert(slot);
       }
-      MF_LOG_WARN("job slot {} is not connected; the job goes elsewhere", to);
-      ToBuild({"lost", to});
+      MF_LOG_WARN("job slot {} is not connected; the job goes elsewhere", slot);
+      ToBuilds({"lost", slot});
+      return;
+    }
+    ToBuilds({"taken", slot}, number);
+  }
+
+  /// A build's thread is over: the jobs it left running are stopped (their
+  /// slots come back with their StageResults).
+  void EndBuild(int number) {
+    auto it = builds_.find(number);
+    if (it == builds_.end()) return;
+    it->second->thread.join();
+    client_build_.erase(it->second->client);
+    builds_.erase(it);
+    std::map<std::string, std::vector<wire::LeaseData>> left;
+    for (const auto& [slot, held] : leases_)
+      if (held.build == number) left[slot.substr(0, slot.rfind("-s"))].push_back(held.lease);
+    for (const auto& [worker, leases] : left) {
+      MF_LOG_INFO("build {} ended with {} job(s) still running on {}; cancelling them", number, leases.size(), worker);
+      PushCancel(worker, leases, "build " + std::to_string(number) + " ended");
     }
   }
 
@@ -1107,6 +1311,7 @@ class Coordinator {
           MF_LOG_INFO("worker {} removed by the operator (key {} refused from now on)", w.id,
                       wire::KeyFingerprint(w.key));
           for (std::uint32_t i = 0; i < w.slots; ++i) withdraw.push_back(w.id + "-s" + std::to_string(i));
+          w.busy.clear();
           std::lock_guard ilock(shared_.index_mu);
           (void)shared_.index->RemoveWorker(w.id);
         }
@@ -1136,7 +1341,10 @@ class Coordinator {
       }
     }
     Reply(identity, wire::EncodeWorkersReply(reply));
-    for (const auto& s : withdraw) ToBuild({"lost", s});
+    for (const auto& s : withdraw) {
+      if (req->action == "rm") leases_.erase(s);
+      ToBuilds({"lost", s});
+    }
   }
 
   const CoordinatorConfig& cfg_;
@@ -1154,8 +1362,12 @@ class Coordinator {
   Clock::time_point next_beacon_;
   Clock::time_point next_keepalive_;
   std::deque<std::pair<std::string, wire::SubmitBuildData>> queue_;
-  std::unique_ptr<ActiveBuild> active_;
-  int builds_ = 0;
+  std::map<int, std::unique_ptr<ActiveBuild>> builds_;
+  std::map<std::string, int> client_build_;  ///< client identity -> its running build
+  /// slot -> the lease it runs (a slot runs one at a time; the reactor's
+  /// own account, whichever build sent the job).
+  std::map<std::string, SlotLease> leases_;
+  int builds_started_ = 0;
 };
 
 }  // namespace

@@ -2,10 +2,13 @@
 // "Membership and security"). One ROUTER socket on one port, CURVE-encrypted,
 // serves workers and clients; a ZAP handler admits only the join key (the
 // token), admitted workers and allowed clients. Workers heartbeat and are
-// declared lost when silent; builds submitted by clients run one at a time
-// on a build thread that plans, keys and schedules them over the workers
-// (coordinator::Build with a ClusterBackend), with the shared cache index in
-// SQLite in the state dir.
+// declared lost when silent; builds submitted by clients run side by side
+// (up to --max-builds, the rest queue), each on a build thread that plans,
+// keys and schedules it over the workers (coordinator::Build with a
+// ClusterBackend), with the shared cache index in SQLite in the state dir.
+// The reactor owns the job slots: a slot runs one lease at a time, offered
+// to every build while free; a build's leases are cancelled on the workers
+// when it ends.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -27,6 +30,8 @@ struct CoordinatorConfig {
   /// How long a worker that failed job after job stays out of rotation
   /// (RELIABILITY H5: quarantined for the build, then globally).
   std::chrono::milliseconds quarantine{600'000};
+  /// Builds running at once (they share the slots); more wait in a queue.
+  int max_builds = 4;
   /// UDP beacon target ("" = no beacon): a broadcast address, or 127.0.0.1.
   std::string beacon_address;
   std::uint16_t beacon_port = 7699;

@@ -19,6 +19,7 @@ constexpr const char* kUsage = R"(usage: manifold-coordinator [flags]
   --heartbeat-timeout SEC   a worker silent this long is lost (default 10)
   --worker-wait SEC         how long a job waits for a worker of its platform (default 120)
   --quarantine SEC          how long a worker failing job after job takes no jobs (default 600)
+  --max-builds N            builds running at once, sharing the workers; more wait (default 4)
   --beacon ADDR             announce on UDP to ADDR (a broadcast address) for --discover
   --beacon-port N           default 7699
   --log-level LEVEL         trace, debug, info (default), warn, error
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   auto args = ParseDaemonArgs(argc, argv, "/etc/manifold/coordinator.toml",
-                              {"listen", "state_dir", "heartbeat_timeout", "worker_wait", "quarantine", "beacon",
+                              {"listen", "state_dir", "heartbeat_timeout", "worker_wait", "quarantine", "max_builds", "beacon",
                                "beacon_port", "log_level"},
                               {});
   if (!args.ok()) {
@@ -83,6 +84,16 @@ int main(int argc, char** argv) {
     c.worker_wait = std::chrono::milliseconds(static_cast<long>(std::atof(v["worker_wait"].c_str()) * 1000));
   if (v.count("quarantine"))
     c.quarantine = std::chrono::milliseconds(static_cast<long>(std::atof(v["quarantine"].c_str()) * 1000));
+  if (v.count("max_builds")) {
+    const std::string& n = v["max_builds"];
+    char* end = nullptr;
+    long got = std::strtol(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || got < 1 || got > 1000) {
+      std::cerr << "manifold-coordinator: --max-builds \"" << n << "\" is not a number from 1 to 1000\n";
+      return 2;
+    }
+    c.max_builds = static_cast<int>(got);
+  }
   c.beacon_address = v["beacon"];
   if (v.count("beacon_port")) c.beacon_port = static_cast<std::uint16_t>(std::atoi(v["beacon_port"].c_str()));
   const char* daemon_json = std::getenv("MANIFOLD_DAEMON_CONFIG");

@@ -277,8 +277,20 @@ class ClusterTest : public ::testing::Test {
   /// The coordinator refused the late result of `victim`'s first lease.
   void ExpectLateResultDropped(const std::string& victim) {
     EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()),
-                                  std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch 1\\) it does not hold; dropped")))
+                                  std::regex(victim + "-s0 reported on job [^ ]+ \\(epoch [0-9]+\\) it does not hold; dropped")))
         << ReadFile(coordinator_->log());
+  }
+
+  /// Waits until `manifold workers` lists every one of `ids` as ready.
+  bool AllReady(const std::vector<std::string>& ids, std::chrono::seconds limit) {
+    return WaitFor(
+        [&] {
+          std::string listed = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+          for (const auto& id : ids)
+            if (!std::regex_search(listed, std::regex("\n" + id + " +127\\.0\\.0\\.1:[0-9]+ +ready"))) return false;
+          return true;
+        },
+        limit);
   }
 
   /// Jobs each worker ran, from the trace of the last build.
@@ -375,6 +387,45 @@ TEST_F(ClusterTest, ContextUploadSendsOnlyWhatTheCoordinatorLacks) {
   EXPECT_NE(second.out.find("| alpha 2"), std::string::npos) << second.out;
   // What the embedded build of the same context gives.
   EXPECT_EQ(EmbeddedDigest(ctx), second.digest);
+}
+
+// A worker fetches only the context files its jobs' steps read: each job
+// brings what its COPY sources select, the next job of the build on the same
+// worker adds its own, and a file no step reads never leaves the coordinator.
+TEST_F(ClusterTest, AWorkerFetchesOnlyTheContextFilesItsStepsRead) {
+  StartCoordinator();
+  StartWorker("wa");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest AS one\nCOPY a.txt /a.txt\n"
+            "FROM busybox:latest AS two\nCOPY sub/ /sub/\n"
+            "FROM busybox:latest\nCOPY --from=one /a.txt /a.txt\nCOPY --from=two /sub/c.txt /c.txt\n");
+  WriteFile(ctx + "/a.txt", "alpha\n");
+  WriteFile(ctx + "/sub/c.txt", "gamma\n");
+  std::string big;
+  for (int i = 0; big.size() < (1 << 20); ++i) big += "no step reads this " + std::to_string(i) + "\n";
+  WriteFile(ctx + "/big.bin", big);
+  Result r = FarmBuild("--platform linux/amd64", ctx);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(EmbeddedDigest(ctx), r.digest);
+  // The build's context on the worker: the two jobs' files, nothing else.
+  std::vector<std::string> dirs;
+  for (const auto& e : fs::directory_iterator(tmp_.path() + "/wa/contexts")) dirs.push_back(e.path());
+  ASSERT_EQ(dirs.size(), 1u);
+  std::set<std::string> have;
+  for (const auto& e : fs::recursive_directory_iterator(dirs[0]))
+    have.insert(fs::relative(e.path(), dirs[0]).string());
+  EXPECT_EQ(have, (std::set<std::string>{"a.txt", "sub", "sub/c.txt"}));
+  // Nor is its blob in the worker's store (a.txt's is, for comparison).
+  auto stored = [&](const std::string& file) {
+    std::string hex, out;
+    RunCommand("sha256sum " + file + " | cut -c1-64", &hex);
+    hex = hex.substr(0, 64);
+    RunCommand("find " + tmp_.path() + "/wa -name " + hex + " | wc -l", &out);
+    return std::stoi(out) > 0;
+  };
+  EXPECT_TRUE(stored(ctx + "/a.txt"));
+  EXPECT_FALSE(stored(ctx + "/big.bin"));
 }
 
 // Base images the client holds travel to the farm like the context: only
@@ -527,7 +578,7 @@ TEST_F(ClusterTest, AHungWorkerIsReplacedAndItsLateResultDropped) {
   StartWorker("wa");
   StartWorker("wb");
   std::thread build;
-  const std::string victim = BuildUntilTheStepStarts(5, build);
+  const std::string victim = BuildUntilTheStepStarts(12, build);
   ASSERT_FALSE(victim.empty());
   const std::string survivor = victim == "wa" ? "wb" : "wa";
   const std::string log = tmp_.path() + "/build.log";
@@ -537,12 +588,134 @@ TEST_F(ClusterTest, AHungWorkerIsReplacedAndItsLateResultDropped) {
   ASSERT_TRUE(replaced) << ReadFile(log);
   build.join();
   ExpectTheStepRanOn(survivor);
-  // The resumed worker finished its copy of the job while the survivor ran
-  // the new lease: that result was refused, not taken.
+  // The resumed worker's first heartbeat named the lease it still ran: the
+  // coordinator had given it away, so it was cancelled there and then (its
+  // RUN killed, not run to the end), and its result refused.
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_[victim]->log()),
+                                std::regex("job [^ ]+ \\(lease [0-9]+\\) cancelled: no build wants this run any more")))
+      << ReadFile(workers_[victim]->log());
+  EXPECT_NE(ReadFile(workers_[victim]->log()).find("was cancelled and killed"), std::string::npos);
   ExpectLateResultDropped(victim);
   // Back in the farm.
   std::string list = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
   EXPECT_TRUE(std::regex_search(list, std::regex("\n" + victim + " +127\\.0\\.0\\.1:[0-9]+ +ready"))) << list;
+}
+
+// Two builds at once share the farm: the second runs on the free worker
+// while the first still runs, instead of waiting for it; each image is the
+// one the embedded build makes.
+TEST_F(ClusterTest, TwoBuildsRunAtOnceOnTheFreeWorkers) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::thread first;
+  const std::string busy = BuildUntilTheStepStarts(10, first);
+  ASSERT_FALSE(busy.empty());
+  const std::string free = busy == "wa" ? "wb" : "wa";
+  std::string ctx2 = tmp_.path() + "/ctx2";
+  WriteFile(ctx2 + "/Dockerfile", "FROM busybox:latest\nRUN echo second > /second.txt\n");
+  Result second = FarmBuild("--platform linux/amd64", ctx2);
+  // Done while the first build still sleeps on the other worker.
+  const std::string first_log = ReadFile(tmp_.path() + "/build.log");
+  first.join();
+  ASSERT_EQ(second.rc, 0) << second.out;
+  EXPECT_EQ(first_log.find("rc="), std::string::npos) << first_log;
+  EXPECT_EQ(second.out.find("waiting:"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("scheduled on " + free), std::string::npos) << second.out;
+  EXPECT_TRUE(std::regex_search(ReadFile(coordinator_->log()), std::regex("build 2 started \\([^)]*, 2 running\\)")))
+      << ReadFile(coordinator_->log());
+  EXPECT_EQ(EmbeddedDigest(ctx2), second.digest);
+  ExpectTheStepRanOn(busy);
+}
+
+// The same steps submitted by two builds at once run once (RELIABILITY H6):
+// the second build waits for the first one's job and takes its result.
+TEST_F(ClusterTest, TheSameStepInTwoBuildsAtOnceRunsOnce) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::thread first;
+  ASSERT_FALSE(BuildUntilTheStepStarts(4, first).empty());
+  Result second = FarmBuild("--platform linux/amd64", tmp_.path() + "/ctx");
+  first.join();
+  ASSERT_EQ(second.rc, 0) << second.out;
+  EXPECT_NE(second.out.find("[linux/amd64 stage-0] the same steps are running for another build; waiting for their result"),
+            std::string::npos)
+      << second.out;
+  EXPECT_EQ(second.executed, 0) << second.out;
+  EXPECT_EQ(second.out.find("| step-started"), std::string::npos) << second.out;
+  const std::string first_log = ReadFile(tmp_.path() + "/build.log");
+  ASSERT_NE(first_log.find("rc=0"), std::string::npos) << first_log;
+  Result first_result = Parse(0, first_log.substr(0, first_log.rfind("rc=")));
+  EXPECT_EQ(first_result.executed, 1) << first_result.out;
+  EXPECT_EQ(second.digest, first_result.digest);
+  EXPECT_EQ(EmbeddedDigest(tmp_.path() + "/ctx"), second.digest);
+}
+
+// A failed build stops the jobs it still had running on other workers (their
+// RUN is killed, not run to the end), and the workers are free at once.
+TEST_F(ClusterTest, AFailedBuildCancelsItsOtherRunningJobs) {
+  StartCoordinator();
+  StartWorker("wa");
+  StartWorker("wb");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox:latest AS slow\nRUN echo slow-started && sleep 120 && echo slow > /slow\n"
+            "FROM busybox:latest AS bad\nRUN echo bad-started && sleep 3 && exit 3\n"
+            "FROM busybox:latest\nCOPY --from=slow /slow /slow\nCOPY --from=bad /etc/hostname /h\n");
+  Result r = FarmBuild("--platform linux/amd64", ctx);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("exit code: 3"), std::string::npos) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("@(w[ab])\\] \\| slow-started"))) << r.out;
+  const std::string slow = m[1];
+  EXPECT_TRUE(AllReady({"wa", "wb"}, std::chrono::seconds(20)));
+  const std::string slow_log = ReadFile(workers_[slow]->log());
+  EXPECT_TRUE(std::regex_search(slow_log, std::regex("job [^ ]+ \\(lease [0-9]+\\) cancelled: build 1 ended"))) << slow_log;
+  EXPECT_TRUE(std::regex_search(slow_log, std::regex("job [^ ]+ failed: stage slow for linux/amd64 \\(build [^)]+\\): "
+                                                     "[^\n]*was cancelled and killed")))
+      << slow_log;
+  EXPECT_NE(ReadFile(coordinator_->log()).find("build 1 ended with 1 job(s) still running on " + slow + "; cancelling them"),
+            std::string::npos);
+}
+
+// Ctrl-C on `manifold build --coordinator` cancels the build on the farm;
+// a client killed outright does too (the coordinator notices it is gone).
+TEST_F(ClusterTest, InterruptingTheClientCancelsTheBuildOnTheFarm) {
+  StartCoordinator();
+  StartWorker("wa");
+  std::string ctx = tmp_.path() + "/ctx";
+  WriteFile(ctx + "/Dockerfile", "FROM busybox:latest\nRUN echo step-started && sleep 120\n");
+  setenv("MANIFOLD_ROOT", (tmp_.path() + "/client").c_str(), 1);
+  auto client = [&](const std::string& log) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{MF_MANIFOLD_BIN, "build", "--progress", "plain", "--coordinator", address_, "--token",
+                                 token_, "--platform", "linux/amd64", ctx},
+        log);
+  };
+  const std::string log1 = tmp_.path() + "/client1.log";
+  auto first = client(log1);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log1).find("| step-started") != std::string::npos; })) << ReadFile(log1);
+  EXPECT_EQ(first->Stop(SIGINT), 1);
+  std::string text = ReadFile(log1);
+  EXPECT_NE(text.find("cancelling the build on the farm: interrupted (SIGINT)"), std::string::npos) << text;
+  EXPECT_NE(text.find("build cancelled: interrupted (SIGINT)"), std::string::npos) << text;
+  EXPECT_NE(ReadFile(coordinator_->log()).find("build 1 cancelled by its client: interrupted (SIGINT)"),
+            std::string::npos);
+  EXPECT_TRUE(AllReady({"wa"}, std::chrono::seconds(20)));
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()),
+                                std::regex("\\(lease [0-9]+\\) cancelled: build 1 ended")));
+
+  const std::string log2 = tmp_.path() + "/client2.log";
+  auto second = client(log2);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log2).find("| step-started") != std::string::npos; })) << ReadFile(log2);
+  second->Stop(SIGKILL);
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFile(coordinator_->log()).find("build 2: its client is gone; cancelling it") != std::string::npos;
+  })) << ReadFile(coordinator_->log());
+  EXPECT_TRUE(AllReady({"wa"}, std::chrono::seconds(20)));
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()),
+                                std::regex("\\(lease [0-9]+\\) cancelled: build 2 ended")));
 }
 
 // A stage result held only by a worker that then died (never fetched by
@@ -705,10 +878,21 @@ TEST_F(ClusterTest, AWorkerThatKeepsFailingIsTakenOutOfRotation) {
   // The worker said it was short of disk from the start (H8)...
   EXPECT_NE(ReadFile(workers_["wbad"]->log()).find("degraded: low disk: "), std::string::npos);
   EXPECT_NE(ReadFile(coordinator_->log()).find("worker wbad degraded: low disk: "), std::string::npos);
-  // ...and stays out of rotation for the next builds too (H5), as listed.
+  // ...and stays out of rotation for the next builds too (H5), as listed,
+  // even after the coordinator restarts.
+  const std::regex quarantined("\nwbad +127\\.0\\.0\\.1:[0-9]+ +quarantined .*\\(failed 3 jobs in a row: ");
   std::string listed = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
-  EXPECT_TRUE(std::regex_search(listed, std::regex("\nwbad +127\\.0\\.0\\.1:[0-9]+ +quarantined .*\\(failed 3 jobs in a row: ")))
-      << listed;
+  EXPECT_TRUE(std::regex_search(listed, quarantined)) << listed;
+  EXPECT_EQ(coordinator_->Stop(SIGTERM), 0);
+  std::vector<std::string> argv{MF_COORDINATOR_BIN, "--listen", address_, "--state-dir", coord_state_,
+                                "--heartbeat-timeout", "3"};
+  coordinator_ = std::make_unique<Process>(argv, tmp_.path() + "/coordinator2.log");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(coordinator_->log()).find("coordinator listening") != std::string::npos; }));
+  EXPECT_TRUE(WaitFor([&] {
+    listed = Manifold("workers --coordinator " + address_ + " --token '" + token_ + "'");
+    return std::regex_search(listed, quarantined) &&
+           std::regex_search(listed, std::regex("\nwgood +127\\.0\\.0\\.1:[0-9]+ +ready"));
+  })) << listed;
   WriteFile(ctx + "/Dockerfile", "FROM busybox:latest AS a\nRUN echo a > /a\nFROM busybox:latest AS b\nRUN echo b > /b\n"
                                  "FROM busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n");
   Result again = FarmBuild("--platform linux/amd64", ctx);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/dockerfile/dockerignore.h"
@@ -18,6 +19,9 @@ struct BuildSession {
   std::string context_dir;  ///< absolute host path of the build context
   std::optional<dockerfile::IgnoreMatcher> ignore;  ///< the context's .dockerignore
   std::map<std::string, std::string> secrets;       ///< id -> bytes
+  /// Farm workers: the context entries materialized in context_dir so far
+  /// (each job brings the ones its steps read).
+  std::set<std::string> context_have;
 };
 
 /// Thread-safe map build id -> session.

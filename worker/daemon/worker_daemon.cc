@@ -481,17 +481,34 @@ class Daemon {
     std::lock_guard lock(session_mu_);
     auto old = sessions_.Get(job.build_id);
     auto session = std::make_shared<BuildSession>(old ? *old : BuildSession{});
-    if (!sup.context.empty() && session->context_dir.empty()) {
+    // Each job brings the context entries its steps read; a later job of
+    // the build on this worker adds the ones it lacks (a job running here
+    // meanwhile reads none of them: they are outside what it may read).
+    if ((sup.reads_context || !sup.context.empty()) && session->context_dir.empty()) {
       std::string dir = cfg_.state_dir + "/contexts/" + job.build_id;
       ::mkdir((cfg_.state_dir + "/contexts").c_str(), 0700);
       ForgetOldContexts(job.build_id);
       MF_TRY_VOID(wire::MaterializeContext(dir, sup.context, store_->blobs()));
       session->context_dir = dir;
+      for (const auto& f : sup.context) session->context_have.insert(f.path);
       if (sup.dockerignore) {
         MF_TRY(m, dockerfile::IgnoreMatcher::Parse(*sup.dockerignore, ".dockerignore"));
         session->ignore = std::move(m);
       }
+    } else if (!sup.context.empty()) {
+      std::vector<wire::ContextFileData> more;
+      for (const auto& f : sup.context)
+        if (S_ISDIR(f.mode) || !session->context_have.count(f.path)) more.push_back(f);
+      std::size_t files = 0;
+      for (const auto& f : more) files += S_ISDIR(f.mode) ? 0 : 1;
+      if (files > 0) {
+        MF_TRY_VOID(wire::AddToContext(session->context_dir, more, store_->blobs()));
+        for (const auto& f : more) session->context_have.insert(f.path);
+      }
     }
+    if (sup.reads_context)
+      MF_LOG_DEBUG("job {}: context entries {} of this build here: {}", job.job_id, sup.context.size(),
+                   session->context_have.size());
     for (const auto& [id, data] : sup.secrets) session->secrets[id] = data;
     sessions_.Put(job.build_id, session);
     last_used_[job.build_id] = Clock::now();
@@ -561,6 +578,7 @@ class Daemon {
           std::lock_guard lock(mu_);
           h.running_jobs.assign(running_.begin(), running_.end());
         }
+        for (auto& [job, epoch] : loop_->Leases()) h.running_leases.push_back({std::move(job), epoch});
         h.disk_free_bytes = DiskFree(cfg_.state_dir);
         h.load_milli = LoadMilli();
         h.draining = draining_;
@@ -604,6 +622,12 @@ class Daemon {
       // worker stays up and keeps serving its blobs to peers.
       if (reply->drain && !drained_) MF_LOG_INFO("drained by the operator: no new jobs; still serving blobs");
       drained_ = reply->drain;
+      // Runs the coordinator no longer wants (the build failed or was
+      // cancelled, or the lease went to another worker while this one was
+      // out of reach): stopped now rather than finished for nothing.
+      for (const auto& lease : reply->cancel)
+        if (loop_->Cancel(lease.job_id, lease.lease_epoch))
+          MF_LOG_INFO("job {} (lease {}) cancelled: {}", lease.job_id, lease.lease_epoch, reply->cancel_reason);
       // The whole list now and then (it drops who left), else who joined.
       std::lock_guard lock(mu_);
       if (reply->members_full) {
