@@ -123,6 +123,9 @@ struct SubmitBuild {
   # The coordinator fetches the blobs it lacks and uses these.
   images @18 :List(Build.BuildArg);
   progress @19 :Text;        # plain (default) or json: how progress lines are formatted
+  noResult @20 :Bool;
+  # the client will not fetch the image (a --push build with no -o output):
+  # its layers stay on the workers, which push them to the registry
 }
 
 enum BuildEventKind {
@@ -143,6 +146,22 @@ struct BuildEvent {
   jobsRun @7 :UInt32;
   jobsCached @8 :UInt32;
   pushed @9 :List(Build.BuildArg);      # (reference, digest)
+}
+
+# Coordinator -> a worker's blob server (only the coordinator's key may ask):
+# push these layers, which the worker holds, to the repository of
+# `reference`, with the worker's own registry settings and credentials.
+# Answered by PushBlobsReply once every layer is there or one failed.
+struct PushBlobs {
+  reference @0 :Text;
+  layers @1 :List(Scheduler.Layer);
+}
+
+struct PushBlobsReply {
+  error @0 :Common.Error;
+  uploaded @1 :UInt32;
+  mounted @2 :UInt32;
+  existing @3 :UInt32;
 }
 
 # Client -> coordinator: stop the build this client submitted (Ctrl-C).

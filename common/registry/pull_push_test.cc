@@ -213,6 +213,39 @@ TEST_F(PullPushTest, InterruptedPushLeavesTheTagAloneAndResumes) {
   EXPECT_TRUE(target.Manifest("app", "1").has_value());
 }
 
+// A farm's workers pushed some layers themselves: the push goes through
+// without them in the store, checking with HEAD that the registry has them,
+// and fails naming the blob when it does not.
+TEST_F(PullPushTest, BlobsPushedElsewhereAreCheckedNotRead) {
+  ASSERT_TRUE(Pull(*store_, Ref(source_, "team/app:1"), pull_).ok());
+  FakeRegistry target;
+  const std::string app_layer = amd64_.layer_descs[1].digest.ToString();
+  auto bytes = store_->blobs().ReadAll(app_layer);
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_TRUE(store_->blobs().Delete(app_layer).ok());
+  push_.pushed_elsewhere = {app_layer};
+  auto missing = Push(*store_, Ref(source_, "team/app:1"), Ref(target, "ship/app:1"), push_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "registry.push_incomplete");
+  EXPECT_NE(missing.error().message.find("blob " + app_layer + " was pushed by another node but the registry does not have it"),
+            std::string::npos)
+      << missing.error().message;
+  EXPECT_FALSE(target.Manifest("ship/app", "1").has_value());
+
+  FakeRegistry fresh;
+  EXPECT_EQ(fresh.AddBlob("ship/app", *bytes), app_layer);  // what the worker did
+  auto r = Push(*store_, Ref(source_, "team/app:1"), Ref(fresh, "ship/app:1"), push_);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->blobs_existing, 1);
+  EXPECT_EQ(r->blobs_uploaded, 4);
+  EXPECT_EQ(fresh.Manifest("ship/app", "1")->second, index_);
+
+  push_.pushed_elsewhere.clear();  // without the hint it is an incomplete image
+  auto incomplete = Push(*store_, Ref(source_, "team/app:1"), Ref(fresh, "ship/app:2"), push_);
+  ASSERT_FALSE(incomplete.ok());
+  EXPECT_EQ(incomplete.error().message, "cannot push: blob " + app_layer + " is not in the local store");
+}
+
 TEST_F(PullPushTest, PushOfASinglePlatformAndOfUnknownNames) {
   pull_.platforms = {oci::Platform{"linux", "amd64", ""}};
   ASSERT_TRUE(Pull(*store_, Ref(source_, "team/app:1"), pull_).ok());

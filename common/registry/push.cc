@@ -109,13 +109,25 @@ Expected<PushResult> Push(image::ImageStore& store, RegistryClient& client,
                      "cannot push " + root.digest.ToString() + ": " + root.media_type +
                          " is not an image index or manifest");
   }
-  for (const auto& b : blobs) {
-    MF_TRY(has, store.blobs().Has(b.digest.ToString()));
-    if (!has) return Incomplete(b.digest.ToString(), "blob");
+  std::vector<bool> local(blobs.size(), true);
+  for (std::size_t i = 0; i < blobs.size(); ++i) {
+    const std::string d = blobs[i].digest.ToString();
+    MF_TRY(has, store.blobs().Has(d));
+    local[i] = has;
+    if (!has && !options.pushed_elsewhere.count(d)) return Incomplete(d, "blob");
   }
 
   std::atomic<int> uploaded{0}, mounted{0}, existing{0};
   MF_TRY_VOID(ParallelFor(blobs.size(), options.parallelism, [&](std::size_t i) -> Expected<void> {
+    if (!local[i]) {
+      MF_TRY(size, client.HeadBlob(repo, blobs[i].digest).With("pushing " + name));
+      if (!size)
+        return MakeError(ErrorKind::kTransient, "registry.push_incomplete",
+                         "cannot push " + name + ": blob " + blobs[i].digest.ToString() +
+                             " was pushed by another node but the registry does not have it");
+      ++existing;
+      return Ok();
+    }
     MF_TRY(how, client.PushBlob(repo, blobs[i], store.blobs(), options.mount_from)
                     .With("pushing " + name));
     if (how == BlobPush::kUploaded) ++uploaded;

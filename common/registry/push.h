@@ -6,6 +6,7 @@
 // push never leaves the tag on a partial image.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct PushOptions {
   /// (cross-repository mount). The source name's repository is added when it
   /// is on the same registry.
   std::vector<std::string> mount_from;
+  /// Blobs someone else pushed to the target repository already (a farm's
+  /// workers push the layers they built): they need not be in the store; a
+  /// HEAD checks the registry has them.
+  std::set<std::string> pushed_elsewhere;
 };
 
 struct PushResult {

@@ -390,6 +390,7 @@ Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s) {
   b.setPush(s.push);
   MF_TRY_VOID(CheckProgress(s.progress));
   b.setProgress(Kj(s.progress));
+  b.setNoResult(s.no_result);
   MF_TRY_VOID(CheckList("SubmitBuild.images", s.images.size(), 1000));
   auto images = b.initImages(static_cast<unsigned>(s.images.size()));
   for (std::size_t i = 0; i < s.images.size(); ++i) {
@@ -470,6 +471,7 @@ Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes, const Decode
   MF_TRY(progress, ReadText("SubmitBuild.progress", r.getProgress()));
   s.progress = progress.empty() ? "plain" : std::move(progress);
   MF_TRY_VOID(CheckProgress(s.progress));
+  s.no_result = r.getNoResult();
   auto images = r.getImages();
   MF_TRY_VOID(CheckList("SubmitBuild.images", images.size(), 1000));
   for (unsigned i = 0; i < images.size(); ++i) {
@@ -576,6 +578,60 @@ Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLi
   e.jobs_run = r.getJobsRun();
   e.jobs_cached = r.getJobsCached();
   return e;
+}
+
+// ---------------------------------------------------------------- push
+
+Expected<std::string> EncodePushBlobs(const PushBlobsData& p) {
+  MF_TRY_VOID(CheckText("PushBlobs.reference", p.reference.size()));
+  MF_TRY_VOID(CheckList("PushBlobs.layers", p.layers.size()));
+  OutgoingMessage<schema::PushBlobs> out;
+  auto b = out.Body();
+  b.setReference(Kj(p.reference));
+  auto ls = b.initLayers(static_cast<unsigned>(p.layers.size()));
+  for (std::size_t i = 0; i < p.layers.size(); ++i)
+    MF_TRY_VOID(WriteLayer(Idx("PushBlobs.layers", i), p.layers[i], ls[static_cast<unsigned>(i)]));
+  return out.Encode();
+}
+
+Expected<PushBlobsData> DecodePushBlobs(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(d, Decode<schema::PushBlobs>(bytes, limits));
+  auto r = d.Body();
+  PushBlobsData p;
+  MF_TRY(reference, ReadText("PushBlobs.reference", r.getReference()));
+  p.reference = std::move(reference);
+  auto ls = r.getLayers();
+  MF_TRY_VOID(CheckList("PushBlobs.layers", ls.size()));
+  for (unsigned i = 0; i < ls.size(); ++i) {
+    MF_TRY(l, ReadLayer(Idx("PushBlobs.layers", i), ls[i]));
+    p.layers.push_back(std::move(l));
+  }
+  return p;
+}
+
+Expected<std::string> EncodePushBlobsReply(const PushBlobsReplyData& r) {
+  OutgoingMessage<schema::PushBlobsReply> out;
+  auto b = out.Body();
+  b.setUploaded(r.uploaded);
+  b.setMounted(r.mounted);
+  b.setExisting(r.existing);
+  if (r.error) MF_TRY_VOID(WriteError("PushBlobsReply.error", *r.error, b.initError()));
+  return out.Encode();
+}
+
+Expected<PushBlobsReplyData> DecodePushBlobsReply(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(d, Decode<schema::PushBlobsReply>(bytes, limits));
+  auto r = d.Body();
+  PushBlobsReplyData out;
+  out.uploaded = r.getUploaded();
+  out.mounted = r.getMounted();
+  out.existing = r.getExisting();
+  if (r.hasError()) {
+    Error e;
+    MF_TRY_VOID(ReadError("PushBlobsReply.error", r.getError(), e));
+    out.error = std::move(e);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- cancel
@@ -694,6 +750,8 @@ Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits
       {capnp::typeId<schema::SubmitBuild>(), ClusterType::kSubmitBuild},
       {capnp::typeId<schema::BuildEvent>(), ClusterType::kBuildEvent},
       {capnp::typeId<schema::CancelBuild>(), ClusterType::kCancelBuild},
+      {capnp::typeId<schema::PushBlobs>(), ClusterType::kPushBlobs},
+      {capnp::typeId<schema::PushBlobsReply>(), ClusterType::kPushBlobsReply},
       {capnp::typeId<schema::WorkersRequest>(), ClusterType::kWorkersRequest},
       {capnp::typeId<schema::WorkersReply>(), ClusterType::kWorkersReply},
   };

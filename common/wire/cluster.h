@@ -141,6 +141,9 @@ struct SubmitBuildData {
   };
   std::vector<LocalImage> images;
   std::string progress = "plain";  ///< plain or json
+  /// The client does not fetch the image (a --push build without -o): the
+  /// layers need not come to the coordinator; workers push them.
+  bool no_result = false;
 };
 Expected<std::string> EncodeSubmitBuild(const SubmitBuildData& s);
 Expected<SubmitBuildData> DecodeSubmitBuild(std::string_view bytes,
@@ -158,6 +161,20 @@ struct BuildEventData {
 };
 Expected<std::string> EncodeBuildEvent(const BuildEventData& e);
 Expected<BuildEventData> DecodeBuildEvent(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct PushBlobsData {
+  std::string reference;  ///< registry/repository[:tag]: where the layers go
+  std::vector<LayerData> layers;
+};
+Expected<std::string> EncodePushBlobs(const PushBlobsData& p);
+Expected<PushBlobsData> DecodePushBlobs(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct PushBlobsReplyData {
+  std::optional<Error> error;
+  std::uint32_t uploaded = 0, mounted = 0, existing = 0;
+};
+Expected<std::string> EncodePushBlobsReply(const PushBlobsReplyData& r);
+Expected<PushBlobsReplyData> DecodePushBlobsReply(std::string_view bytes, const DecodeLimits& limits = {});
 
 struct CancelBuildData {
   std::string reason;
@@ -197,7 +214,8 @@ Expected<WorkersReplyData> DecodeWorkersReply(std::string_view bytes,
 /// Body types of the cluster messages, to dispatch on.
 enum class ClusterType {
   kJoin, kJoinReply, kHeartbeat, kHeartbeatReply, kBlobRequest, kBlobChunk,
-  kSubmitBuild, kBuildEvent, kCancelBuild, kWorkersRequest, kWorkersReply, kOther
+  kSubmitBuild, kBuildEvent, kCancelBuild, kWorkersRequest, kWorkersReply, kPushBlobs,
+  kPushBlobsReply, kOther
 };
 /// kOther for any body that is not a cluster message (StageJob, Progress...).
 Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits& limits = {});

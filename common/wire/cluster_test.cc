@@ -311,6 +311,39 @@ TEST(ClusterWireTest, LeasesRoundTripAndBadJobIdsAreRefused) {
               "HeartbeatReply.cancel[0].jobId: \"\" is not a valid id ([A-Za-z0-9_-]{1,64})");
 }
 
+TEST(ClusterWireTest, PushBlobsAndItsReplyRoundTrip) {
+  PushBlobsData in;
+  in.reference = "registry.example:5000/team/app:1";
+  in.layers = {{"application/vnd.oci.image.layer.v1.tar+gzip", kDigestA, kDigestB, 1234}};
+  auto bytes = EncodePushBlobs(in);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  auto out = DecodePushBlobs(*bytes);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->reference, in.reference);
+  ASSERT_EQ(out->layers.size(), 1u);
+  EXPECT_EQ(out->layers[0], in.layers[0]);
+
+  PushBlobsReplyData reply;
+  reply.uploaded = 2;
+  reply.mounted = 1;
+  reply.existing = 3;
+  reply.error = MakeError(ErrorKind::kSecurity, "registry.auth", "denied");
+  auto rbytes = EncodePushBlobsReply(reply);
+  ASSERT_TRUE(rbytes.ok()) << rbytes.error().ToString();
+  auto rout = DecodePushBlobsReply(*rbytes);
+  ASSERT_TRUE(rout.ok()) << rout.error().ToString();
+  EXPECT_EQ(rout->uploaded, 2u);
+  EXPECT_EQ(rout->mounted, 1u);
+  EXPECT_EQ(rout->existing, 3u);
+  ASSERT_TRUE(rout->error.has_value());
+  ExpectSameError(*reply.error, *rout->error);
+
+  in.layers[0].digest = "sha256:nothex";
+  auto bad = EncodePushBlobs(in);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message.rfind("PushBlobs.layers[0]", 0), 0u) << bad.error().message;
+}
+
 TEST(ClusterWireTest, CancelBuildRoundTrips) {
   auto bytes = EncodeCancelBuild({"interrupted (SIGINT)"});
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
@@ -411,6 +444,7 @@ SubmitBuildData FullSubmit() {
   s.compression = "zstd";
   s.pull = true;
   s.push = true;
+  s.no_result = true;
   return s;
 }
 
@@ -436,6 +470,7 @@ TEST(ClusterWireTest, SubmitBuildRoundTripsEveryField) {
   EXPECT_EQ(out->compression, "zstd");
   EXPECT_TRUE(out->pull);
   EXPECT_TRUE(out->push);
+  EXPECT_TRUE(out->no_result);
 }
 
 TEST(ClusterWireTest, SubmitBuildDefaultsWhenFieldsAreUnset) {
@@ -700,6 +735,8 @@ TEST(ClusterWireTest, PeekClusterTypeNamesEveryMessage) {
       {EncodeSubmitBuild({}), ClusterType::kSubmitBuild},
       {EncodeBuildEvent(event), ClusterType::kBuildEvent},
       {EncodeCancelBuild({}), ClusterType::kCancelBuild},
+      {EncodePushBlobs({}), ClusterType::kPushBlobs},
+      {EncodePushBlobsReply({}), ClusterType::kPushBlobsReply},
       {EncodeWorkersRequest({}), ClusterType::kWorkersRequest},
       {EncodeWorkersReply({}), ClusterType::kWorkersReply},
       {EncodeShutdown("x"), ClusterType::kOther},

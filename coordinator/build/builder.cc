@@ -960,7 +960,8 @@ class Build {
             // surely still up (a draining one leaves soon after).
             if (IsTarget(js)) {
               std::vector<std::string> digests{js.config_digest};
-              for (const auto& l : js.layers) digests.push_back(l.digest);
+              if (!LayersStay())
+                for (const auto& l : js.layers) digests.push_back(l.digest);
               auto fetched = cluster->FetchToStore(digests);
               if (!fetched.ok())
                 MF_LOG_WARN("fetching the result of {} now: {}", js.job.id, fetched.error().message);
@@ -1258,15 +1259,63 @@ class Build {
   }
 
   /// The target stages' configs and layers, into the coordinator's store
-  /// for the index, the export and the push.
+  /// for the index, the export and the push. Layers stay on the workers when
+  /// the client takes no result and they push them (their holders push).
   Expected<void> FetchTargets() {
     std::vector<std::string> digests;
     for (const auto& js : jobs_) {
       if (!js.needed || !IsTarget(js)) continue;
       digests.push_back(js.config_digest);
-      for (const auto& l : js.layers) digests.push_back(l.digest);
+      if (!LayersStay())
+        for (const auto& l : js.layers) digests.push_back(l.digest);
     }
     return req_.cluster->FetchToStore(digests);
+  }
+
+  /// A farm --push whose client takes no copy: the target layers stay on
+  /// the workers, which push them.
+  bool LayersStay() const { return req_.cluster && req_.push && req_.no_result; }
+
+  /// Farm push: the layers the coordinator lacks are pushed by a live worker
+  /// holding each, to `ref`'s repository; what no worker could push comes
+  /// here and goes up with the rest. Returns the layers workers pushed.
+  Expected<std::set<std::string>> PushFromWorkers(const std::string& ref) {
+    std::map<std::string, std::vector<wire::LayerData>> by_worker;
+    std::vector<std::string> fallback;
+    std::set<std::string> seen;
+    for (const auto& js : jobs_) {
+      if (!js.needed || !IsTarget(js)) continue;
+      for (const auto& l : js.layers) {
+        if (!seen.insert(l.digest).second) continue;
+        MF_TRY(has, store_->blobs().Has(l.digest));
+        if (has) continue;
+        std::string holder;
+        for (const auto& w : req_.cluster->HolderIds(l.digest))
+          if (req_.cluster->IsLive(w)) {
+            holder = w;
+            break;
+          }
+        if (holder.empty()) fallback.push_back(l.digest);
+        else by_worker[holder].push_back(l);
+      }
+    }
+    std::set<std::string> pushed;
+    if (!by_worker.empty()) {
+      for (const auto& r : req_.cluster->PushFromWorkers(ref, by_worker)) {
+        if (r.error) {
+          printer_.Line(r.worker + " could not push its " + std::to_string(r.layers.size()) + " layer(s) (" +
+                        r.error->message + "); the coordinator pushes them");
+          for (const auto& l : r.layers) fallback.push_back(l.digest);
+          continue;
+        }
+        printer_.Line(r.worker + " pushed " + std::to_string(r.layers.size()) + " layer(s) (" +
+                      std::to_string(r.uploaded) + " uploaded, " + std::to_string(r.mounted) + " mounted, " +
+                      std::to_string(r.existing) + " already there)");
+        for (const auto& l : r.layers) pushed.insert(l.digest);
+      }
+    }
+    if (!fallback.empty()) MF_TRY_VOID(req_.cluster->FetchToStore(fallback));
+    return pushed;
   }
 
   static std::string Title(const dockerfile::Instruction& in) {
@@ -1399,6 +1448,10 @@ class Build {
       registry::PushOptions po;
       po.registry = req_.registry;
       printer_.Line("pushing " + ref);
+      if (req_.cluster) {
+        MF_TRY(by_workers, PushFromWorkers(ref));
+        po.pushed_elsewhere = std::move(by_workers);
+      }
       auto pushed = registry::Push(*store_, root_, ref, po);
       if (!pushed.ok()) return std::move(pushed).error().With("pushing " + ref);
       printer_.Line("pushed " + ref + "@" + pushed->digest.ToString() + " (" +

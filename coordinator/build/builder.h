@@ -72,6 +72,9 @@ struct BuildRequest {
   /// Cluster builds (manifold-coordinator): jobs go to the farm through this
   /// backend instead of an embedded worker; no local outputs.
   ClusterBackend* cluster = nullptr;
+  /// Cluster builds: the client will not fetch the image (a --push build
+  /// without outputs), so its layers stay on the workers, which push them.
+  bool no_result = false;
   /// The Dockerfile's text when it does not come from a file, and the name
   /// errors show for it.
   std::optional<std::string> dockerfile_content;

@@ -4,6 +4,7 @@
 // The planning, keys, scheduling and assembly code is the same Build.
 #pragma once
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -64,6 +65,21 @@ class ClusterBackend {
   virtual std::vector<std::string> HolderIds(const std::string& digest) = 0;
   /// Fetches blobs the coordinator's store lacks from their holders.
   virtual Expected<void> FetchToStore(const std::vector<std::string>& digests) = 0;
+
+  /// What one worker answered to a push request.
+  struct WorkerPush {
+    std::string worker;
+    std::vector<wire::LayerData> layers;
+    std::optional<Error> error;  ///< it failed, or left, or did not answer in time
+    std::uint32_t uploaded = 0, mounted = 0, existing = 0;
+  };
+  /// Asks each worker of `layers` (worker -> the layers it holds) to push
+  /// them to `reference`'s repository itself, all at once, and waits for
+  /// every answer.
+  virtual std::vector<WorkerPush> PushFromWorkers(const std::string& reference,
+                                                  const std::map<std::string, std::vector<wire::LayerData>>& layers) = 0;
+  /// Whether `worker` is in the farm now (connected, not revoked).
+  virtual bool IsLive(const std::string& worker) const = 0;
 
   /// How long a job may wait for a worker of its platform (RELIABILITY H4).
   virtual std::chrono::milliseconds worker_wait() const = 0;

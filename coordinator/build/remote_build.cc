@@ -230,6 +230,9 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   s.pull = req.pull;
   s.push = req.push;
   s.progress = req.progress == "json" ? "json" : "plain";
+  // A push with no local output (as buildx --push): the image goes to the
+  // registry from the farm and does not come down here.
+  s.no_result = req.push && req.outputs.empty();
   // Images this machine holds that the build names go up too (only the
   // blobs the coordinator lacks).
   MF_TRY(store, image::ImageStore::Open(req.state_dir));
@@ -338,6 +341,18 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
     }
   }
 
+  BuildSummary summary;
+  summary.index_digest = done->index_digest;
+  summary.manifests = done->manifests;
+  summary.pushed = done->pushed;
+  summary.steps_executed = static_cast<int>(done->steps_executed);
+  summary.steps_cached = static_cast<int>(done->steps_cached);
+  summary.jobs_run = static_cast<int>(done->jobs_run);
+  summary.jobs_cached = static_cast<int>(done->jobs_cached);
+  if (s.no_result) {
+    summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return summary;
+  }
   // The result into the local store: the index, then each manifest, config
   // and layer this machine lacks, verified.
   wire::DealerChannel channel(*sock);
@@ -375,14 +390,6 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
     }
   MF_TRY_VOID(WriteOutputs(*store, root, names.empty() ? "" : names.front(), req.outputs,
                            req.source_date_epoch));
-  BuildSummary summary;
-  summary.index_digest = done->index_digest;
-  summary.manifests = done->manifests;
-  summary.pushed = done->pushed;
-  summary.steps_executed = static_cast<int>(done->steps_executed);
-  summary.steps_cached = static_cast<int>(done->steps_cached);
-  summary.jobs_run = static_cast<int>(done->jobs_run);
-  summary.jobs_cached = static_cast<int>(done->jobs_cached);
   summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return summary;
 }

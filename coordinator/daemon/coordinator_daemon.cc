@@ -425,6 +425,91 @@ class FarmBackend : public ClusterBackend {
     return Ok();
   }
 
+  bool IsLive(const std::string& worker) const override {
+    std::lock_guard lock(shared_.mu);
+    auto it = shared_.workers.find(worker);
+    return it != shared_.workers.end() && it->second.Live() && !it->second.endpoint.empty();
+  }
+
+  std::vector<WorkerPush> PushFromWorkers(
+      const std::string& reference, const std::map<std::string, std::vector<wire::LayerData>>& layers) override {
+    std::vector<WorkerPush> out;
+    std::vector<std::unique_ptr<zmq::socket_t>> socks;
+    for (const auto& [worker, ls] : layers) {
+      WorkerPush p;
+      p.worker = worker;
+      p.layers = ls;
+      std::string endpoint, key;
+      {
+        std::lock_guard lock(shared_.mu);
+        auto it = shared_.workers.find(worker);
+        if (it != shared_.workers.end() && it->second.Live()) {
+          endpoint = it->second.endpoint;
+          key = it->second.key;
+        }
+      }
+      wire::PushBlobsData req{reference, ls};
+      auto bytes = wire::EncodePushBlobs(req);
+      if (endpoint.empty() || !bytes.ok()) {
+        p.error = bytes.ok() ? MakeError(ErrorKind::kDisconnected, "coordinator.push", "it left the farm")
+                             : std::move(bytes).error();
+        socks.push_back(nullptr);
+      } else {
+        // To its blob server, with the coordinator's own key: only that key
+        // may ask a worker to push.
+        auto sock = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+        wire::MakeCurveClient(*sock, shared_.keys.server, key);
+        (void)wire::ApplySocketDefaults(*sock);
+        sock->set(zmq::sockopt::linger, 0);
+        sock->connect(endpoint);
+        sock->send(zmq::buffer(*bytes), zmq::send_flags::none);
+        socks.push_back(std::move(sock));
+      }
+      out.push_back(std::move(p));
+    }
+    // Uploads take as long as they take; a worker that leaves the farm
+    // meanwhile has failed.
+    const auto deadline = Clock::now() + std::chrono::hours(1);
+    std::size_t waiting = 0;
+    for (const auto& s : socks) waiting += s ? 1 : 0;
+    while (waiting > 0 && Clock::now() < deadline) {
+      std::vector<zmq::pollitem_t> items;
+      std::vector<std::size_t> which;
+      for (std::size_t i = 0; i < socks.size(); ++i)
+        if (socks[i]) {
+          items.push_back({socks[i]->handle(), 0, ZMQ_POLLIN, 0});
+          which.push_back(i);
+        }
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(1000));
+      for (std::size_t k = 0; k < items.size(); ++k) {
+        const std::size_t i = which[k];
+        auto& p = out[i];
+        if (items[k].revents & ZMQ_POLLIN) {
+          zmq::message_t m;
+          if (!socks[i]->recv(m, zmq::recv_flags::dontwait)) continue;
+          auto r = wire::DecodePushBlobsReply(std::string_view(static_cast<const char*>(m.data()), m.size()));
+          if (!r.ok()) {
+            p.error = std::move(r).error();
+          } else {
+            p.error = r->error;
+            p.uploaded = r->uploaded;
+            p.mounted = r->mounted;
+            p.existing = r->existing;
+          }
+        } else if (!IsLive(p.worker)) {
+          p.error = MakeError(ErrorKind::kDisconnected, "coordinator.push", "it left the farm while pushing");
+        } else {
+          continue;
+        }
+        socks[i].reset();
+        --waiting;
+      }
+    }
+    for (std::size_t i = 0; i < socks.size(); ++i)
+      if (socks[i]) out[i].error = MakeError(ErrorKind::kTransient, "coordinator.push", "no answer within an hour");
+    return out;
+  }
+
   std::chrono::milliseconds worker_wait() const override { return cfg_.worker_wait; }
 
   std::set<std::string> DegradedWorkers() const override {
@@ -583,6 +668,7 @@ void RunBuildThread(Shared& shared, const CoordinatorConfig& cfg, zmq::context_t
     req.compression = submit.compression;
     req.pull = submit.pull;
     req.push = submit.push;
+    req.no_result = submit.no_result;
     req.progress = submit.progress;
     req.state_dir = cfg.state_dir;
     req.registry = cfg.registry;

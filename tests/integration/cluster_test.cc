@@ -506,6 +506,35 @@ TEST_F(ClusterTest, PushFromTheFarm) {
   std::string digest;
   ASSERT_EQ(RunCommand("skopeo inspect --tls-verify=false --format '{{.Digest}}' docker://" + ref, &digest), 0);
   EXPECT_EQ(digest.substr(0, 71), r.digest);
+  // The worker pushed the layers it built itself (the base layers, which the
+  // coordinator holds, went from there): they never came to the coordinator,
+  // nor to the client, which asked for no local output.
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()),
+                                std::regex("pushed 2 layer\\(s\\) to " + registry->host() + "/farm/app:1 \\(2 uploaded")))
+      << ReadFile(workers_["wa"]->log());
+  EXPECT_NE(r.out.find("wa pushed 2 layer(s) (2 uploaded, 0 mounted, 0 already there)"), std::string::npos) << r.out;
+  std::set<std::string> layers;
+  for (const auto& m : index["manifests"]) {
+    std::string mraw;
+    ASSERT_EQ(RunCommand("skopeo inspect --tls-verify=false --raw docker://" + registry->host() + "/farm/app@" +
+                             m["digest"].get<std::string>(),
+                         &mraw),
+              0);
+    auto manifest = nlohmann::json::parse(mraw);
+    layers.insert(manifest["layers"].back()["digest"].get<std::string>().substr(7));  // the RUN's
+  }
+  ASSERT_EQ(layers.size(), 2u);
+  for (const auto& hex : layers) {
+    std::string found;
+    RunCommand("find " + coord_state_ + " " + tmp_.path() + "/client -name " + hex + " 2>/dev/null", &found);
+    EXPECT_EQ(found, "") << hex;
+  }
+  // Every blob is there: a full copy out of the registry works.
+  std::string copied;
+  EXPECT_EQ(RunCommand("skopeo copy --all --src-tls-verify=false docker://" + ref + " oci:" + tmp_.path() + "/copy:x",
+                       &copied),
+            0)
+      << copied;
 }
 
 // A stage built on worker A and then needed on worker B, while A is drained

@@ -5,6 +5,7 @@
 
 #include "common/base/daemon_args.h"
 #include "common/base/log.h"
+#include "common/registry/registry_options.h"
 #include "worker/daemon/worker_daemon.h"
 
 namespace {
@@ -69,6 +70,14 @@ int main(int argc, char** argv) {
   }
   if (c.slots == 0 || c.slots > 256) {
     std::cerr << "manifold-worker: --slots must be 1..256\n";
+    return 2;
+  }
+  // Its own registry settings and credentials: it pushes the layers it
+  // built when a farm build pushes.
+  const char* daemon_json = std::getenv("MANIFOLD_DAEMON_CONFIG");
+  auto loaded = registry::LoadDaemonConfig(daemon_json ? daemon_json : "/etc/docker/daemon.json", &c.registry);
+  if (!loaded.ok()) {
+    std::cerr << "manifold-worker: " << loaded.error().ToString() << "\n";
     return 2;
   }
   const auto& stop = StopOnSignals();

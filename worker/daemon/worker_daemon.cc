@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -25,6 +26,9 @@
 #include "common/fs/atomic_file.h"
 #include "common/image/image_store.h"
 #include "common/image/layer_index.h"
+#include "common/oci/reference.h"
+#include "common/registry/client.h"
+#include "common/registry/parallel.h"
 #include "common/wire/beacon.h"
 #include "common/wire/blob_transfer.h"
 #include "common/wire/cluster.h"
@@ -261,6 +265,7 @@ class Daemon {
     };
     try {
       while (!peer_stop_) {
+        SendPushReplies(server);
         zmq::pollitem_t item{server.handle(), 0, ZMQ_POLLIN, 0};
         if (zmq::poll(&item, 1, std::chrono::milliseconds(200)) <= 0) continue;
         zmq::message_t id, body;
@@ -271,6 +276,20 @@ class Daemon {
           if (!extra.more()) break;
         }
         last_served_ = Clock::now().time_since_epoch().count();
+        const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+        if (auto type = wire::PeekClusterType(bytes); type.ok() && *type == wire::ClusterType::kPushBlobs) {
+          const char* user = nullptr;
+          try {
+            user = body.gets("User-Id");
+          } catch (const zmq::error_t&) {
+          }
+          if (!user || std::string(user) != "coordinator") {
+            MF_LOG_WARN("refused a push request from a peer; only the coordinator may ask");
+            continue;
+          }
+          StartPush(id.to_string(), bytes);
+          continue;
+        }
         auto frames = wire::AnswerBlobRequest(
             std::string_view(static_cast<const char*>(body.data()), body.size()), path_of);
         if (frames.empty()) continue;
@@ -279,6 +298,96 @@ class Daemon {
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) MF_LOG_ERROR("blob server stopped: {}", e.what());
+    }
+  }
+
+  // ------------------------------------------------------------ pushes
+
+  /// A push the coordinator asked for runs on its own thread (uploads take
+  /// long; the blob server keeps serving); its reply goes out from the blob
+  /// server's thread.
+  void StartPush(std::string to, std::string_view bytes) {
+    auto req = wire::DecodePushBlobs(bytes);
+    if (!req.ok()) {
+      wire::PushBlobsReplyData bad;
+      bad.error = std::move(req).error();
+      QueuePushReply(std::move(to), bad);
+      return;
+    }
+    std::lock_guard lock(push_mu_);
+    // Those that ended are joined here (a joinable thread keeps its stack).
+    for (auto it = push_threads_.begin(); it != push_threads_.end();) {
+      if (!*it->second) {
+        ++it;
+        continue;
+      }
+      it->first.join();
+      it = push_threads_.erase(it);
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    push_threads_.emplace_back(std::thread([this, done, to = std::move(to), r = std::move(*req)]() mutable {
+                                 QueuePushReply(std::move(to), PushLayers(r));
+                                 *done = true;
+                               }),
+                               done);
+  }
+
+  wire::PushBlobsReplyData PushLayers(const wire::PushBlobsData& req) {
+    wire::PushBlobsReplyData reply;
+    const auto t0 = Clock::now();
+    auto run = [&]() -> Expected<void> {
+      MF_TRY(target, oci::ParseReference(req.reference));
+      MF_TRY(client, registry::RegistryClient::Create(target.domain, cfg_.registry));
+      std::atomic<std::uint32_t> uploaded{0}, mounted{0}, existing{0};
+      MF_TRY_VOID(registry::ParallelFor(req.layers.size(), 4, [&](std::size_t i) -> Expected<void> {
+        const auto& l = req.layers[i];
+        oci::Descriptor d;
+        d.media_type = l.media_type;
+        MF_TRY(digest, oci::ParseDigest(l.digest));
+        d.digest = digest;
+        d.size = static_cast<std::int64_t>(l.size);
+        MF_TRY(how, client->PushBlob(target.Repository(), d, store_->blobs()));
+        if (how == registry::BlobPush::kUploaded) ++uploaded;
+        if (how == registry::BlobPush::kMounted) ++mounted;
+        if (how == registry::BlobPush::kExisted) ++existing;
+        return Ok();
+      }));
+      reply.uploaded = uploaded;
+      reply.mounted = mounted;
+      reply.existing = existing;
+      return Ok();
+    };
+    if (auto r = run(); !r.ok()) {
+      MF_LOG_WARN("pushing {} layer(s) to {}: {}", req.layers.size(), req.reference, r.error().message);
+      reply.error = std::move(r).error();
+      return reply;
+    }
+    MF_LOG_INFO("pushed {} layer(s) to {} ({} uploaded, {} mounted, {} already there) in {} ms", req.layers.size(),
+                req.reference, reply.uploaded, reply.mounted, reply.existing,
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+    return reply;
+  }
+
+  void QueuePushReply(std::string to, const wire::PushBlobsReplyData& reply) {
+    auto bytes = wire::EncodePushBlobsReply(reply);
+    if (!bytes.ok()) return;
+    std::lock_guard lock(push_mu_);
+    push_replies_.emplace_back(std::move(to), std::move(*bytes));
+  }
+
+  void SendPushReplies(zmq::socket_t& server) {
+    std::deque<std::pair<std::string, std::string>> out;
+    {
+      std::lock_guard lock(push_mu_);
+      out.swap(push_replies_);
+    }
+    for (const auto& [to, bytes] : out) {
+      try {
+        server.send(zmq::buffer(to), zmq::send_flags::sndmore);
+        server.send(zmq::buffer(bytes), zmq::send_flags::none);
+      } catch (const zmq::error_t& e) {
+        MF_LOG_WARN("push reply not sent: {}", e.what());
+      }
     }
   }
 
@@ -654,6 +763,14 @@ class Daemon {
     };
     while (Clock::now() < deadline && Clock::now() < busy_until())
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // Pushes in progress end first, and their replies go out.
+    std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> pushes;
+    {
+      std::lock_guard lock(push_mu_);
+      pushes.swap(push_threads_);
+    }
+    for (auto& [t, done] : pushes) t.join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
     peer_stop_ = true;
     if (peer_thread_.joinable()) peer_thread_.join();
     zap_.reset();
@@ -689,6 +806,10 @@ class Daemon {
   std::unique_ptr<WorkerLoop> loop_;
   std::thread peer_thread_;
   std::atomic<bool> peer_stop_{false};
+  std::mutex push_mu_;
+  /// Push threads and whether each has ended; guarded by push_mu_.
+  std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> push_threads_;
+  std::deque<std::pair<std::string, std::string>> push_replies_;  ///< (peer identity, reply); push_mu_
   std::atomic<Clock::rep> last_served_{0};
   std::atomic<Clock::rep> last_job_end_{0};
   std::atomic<bool> draining_{false};

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/base/expected.h"
+#include "common/registry/registry_options.h"
 
 namespace manifold::worker {
 
@@ -30,6 +31,9 @@ struct WorkerDaemonConfig {
   /// Below this much free space in the state dir the worker reports itself
   /// degraded and gets jobs only when no healthy worker is free (H8).
   std::uint64_t min_free_disk = 512ull << 20;
+  /// Where and how it pushes layers when the coordinator asks (its own
+  /// daemon.json and credentials).
+  registry::RegistryOptions registry;
 };
 
 /// Runs until `stop` becomes true (SIGTERM/SIGINT in main) and every running
