@@ -704,8 +704,15 @@ class Build {
       return true;
     };
 
+    // A pass runs when something it could act on changed (a slot came or
+    // freed, a job finished), and every second for the waits; not for each
+    // progress line, which are most messages.
+    bool dirty = true;
+    Clock::time_point last_pass{};
     while (true) {
-      if (!failure) {
+      if (!failure && (dirty || Clock::now() - last_pass > std::chrono::seconds(1))) {
+        dirty = false;
+        last_pass = Clock::now();
         bool unplaced = false;
         // One view of the slots per pass (a farm has thousands, the queue
         // thousands of jobs: nothing here may cost jobs x slots).
@@ -724,6 +731,7 @@ class Build {
         // (platform, runs, some slot runs it): a handful of distinct ones.
         std::vector<std::tuple<const oci::Platform*, bool, bool>> capable;
         std::map<std::string, int> load;  // worker -> running jobs, idle workers only (farm)
+        std::vector<std::string> candidates;  // the workers in `load`
         // Dispatch ready jobs: native slots first (emulation is 5-20x slower),
         // then (farm) the worker holding most of the job's inputs, then the
         // least loaded one.
@@ -765,12 +773,17 @@ class Build {
               }
               claimed.insert(js.final_key);
             }
-            std::map<std::string, int> held;
-            for (const auto& d : InputBlobs(js))
-              for (const auto& w : cluster->HolderIds(d)) ++held[w];
-            if (load.empty())  // once per pass, then kept up to date
+            if (load.empty()) {  // once per pass, then kept up to date
               for (const auto& v : views)
                 if (v.idle) load.emplace(v.worker, cluster->Load(v.worker));
+              candidates.clear();
+              for (const auto& [w, n] : load) candidates.push_back(w);
+            }
+            // Only the workers that could take it count (a base layer is held
+            // by every worker of the farm).
+            std::map<std::string, int> held;
+            for (const auto& d : InputBlobs(js))
+              for (const auto& w : cluster->HeldBy(d, candidates)) ++held[w];
             placed = Place(PlacementRequest{js.job.platform, js.has_run, &held, &load}, views);
           }
           const std::string best = placed.slot;
@@ -820,6 +833,7 @@ class Build {
       if (!in) continue;
       const std::string& slot_id = in->slot;
       using Kind = ClusterBackend::Incoming::Kind;
+      if (in->kind != Kind::kMessage) dirty = true;
       if (in->kind == Kind::kCancelled) {
         if (!failure) failure = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + in->bytes);
         cancel_ = true;
@@ -864,6 +878,7 @@ class Build {
       };
       switch (*type) {
         case wire::MessageType::kWorkerHello: {
+          dirty = true;
           auto hello = wire::DecodeWorkerHello(bytes);
           if (hello.ok() && !slots.count(slot_id) && !quarantined.count(worker_of(slot_id)))
             slots[slot_id] = Slot{hello->platforms, "", worker_of(slot_id)};
@@ -901,6 +916,7 @@ class Build {
           break;
         }
         case wire::MessageType::kStageResult: {
+          dirty = true;
           auto r = wire::DecodeStageResult(bytes);
           if (!r.ok()) {
             MF_LOG_WARN("coordinator: bad StageResult from {}: {}", slot_id, r.error().ToString());
@@ -1048,7 +1064,7 @@ class Build {
     std::map<std::string, bool> held;  // digest -> some node has it (stages share base layers)
     auto gone = [&](const std::string& digest) {
       auto [it, fresh] = held.try_emplace(digest, true);
-      if (fresh) it->second = !req_.cluster->Holders(digest).empty();
+      if (fresh) it->second = !req_.cluster->Holders(digest, 1).empty();
       return !it->second;
     };
     for (const auto& id : inputs) {
@@ -1182,7 +1198,7 @@ class Build {
     std::set<std::string> seen;
     for (auto& src : sources) {
       if (!seen.insert(src.digest).second) continue;
-      src.holders = SomeHolders(req_.cluster->Holders(src.digest), js.job.id + src.digest);
+      src.holders = req_.cluster->Holders(src.digest, kHoldersPerBlob, std::hash<std::string>{}(js.job.id + src.digest));
       sup.sources.push_back(std::move(src));
     }
     if (ReadsContext(js)) {
@@ -1218,24 +1234,9 @@ class Build {
     return sup;
   }
 
-  /// At most kHoldersPerBlob of a blob's peer holders (a base layer every
-  /// worker holds would not fit a StageJob), a different few for each job
-  /// so fetches spread over them, then the coordinator's own entry (the
-  /// empty holder, last) when it has the blob.
-  static std::vector<wire::BlobHolder> SomeHolders(std::vector<wire::BlobHolder> all, const std::string& salt) {
-    constexpr std::size_t kHoldersPerBlob = 8;
-    std::optional<wire::BlobHolder> self;
-    if (!all.empty() && all.back().endpoint.empty()) {
-      self = all.back();
-      all.pop_back();
-    }
-    if (all.size() > kHoldersPerBlob) {
-      std::rotate(all.begin(), all.begin() + static_cast<long>(std::hash<std::string>{}(salt) % all.size()), all.end());
-      all.resize(kHoldersPerBlob);
-    }
-    if (self) all.push_back(*self);
-    return all;
-  }
+  /// Peer holders listed per blob in a StageJob: a base layer every worker
+  /// holds would not fit; a different few for each job spread the fetches.
+  static constexpr std::size_t kHoldersPerBlob = 8;
 
   /// Every keyed step of a finished job goes into the shared index, held by
   /// the worker that ran it (one transaction).

@@ -58,11 +58,16 @@ class ClusterBackend {
   /// Records each (key, record), held by `worker`, all or nothing.
   virtual Expected<void> Record(const std::vector<std::pair<std::string, cache::StepRecord>>& records,
                                 const std::string& worker) = 0;
-  /// Where `digest` can be fetched: the coordinator itself (empty holder)
-  /// when its store has it, then live workers.
-  virtual std::vector<wire::BlobHolder> Holders(const std::string& digest) = 0;
+  /// Where `digest` can be fetched: live workers, then the coordinator
+  /// itself (empty holder) when its store has it. With a `limit`, at most
+  /// that many workers, picked from a place `salt` sets (a base layer has a
+  /// holder per worker; spread the fetches, never list them all).
+  virtual std::vector<wire::BlobHolder> Holders(const std::string& digest, std::size_t limit = 0,
+                                                std::size_t salt = 0) = 0;
   /// The workers that hold `digest` (live or not).
   virtual std::vector<std::string> HolderIds(const std::string& digest) = 0;
+  /// Which of `candidates` hold `digest`.
+  virtual std::vector<std::string> HeldBy(const std::string& digest, const std::vector<std::string>& candidates) = 0;
   /// Fetches blobs the coordinator's store lacks from their holders.
   virtual Expected<void> FetchToStore(const std::vector<std::string>& digests) = 0;
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -354,9 +355,9 @@ class FarmBackend : public ClusterBackend {
       rec = std::move(r);
     }
     if (!rec) return rec;
-    if (Holders(rec->config_digest).empty()) return std::optional<cache::StepRecord>();
+    if (Holders(rec->config_digest, 1, 0).empty()) return std::optional<cache::StepRecord>();
     for (const auto& l : rec->layers)
-      if (Holders(l.digest).empty()) return std::optional<cache::StepRecord>();
+      if (Holders(l.digest, 1, 0).empty()) return std::optional<cache::StepRecord>();
     return rec;
   }
 
@@ -366,26 +367,74 @@ class FarmBackend : public ClusterBackend {
     return shared_.index->PutStepsHeldBy(records, worker);
   }
 
-  std::vector<wire::BlobHolder> Holders(const std::string& digest) override {
+  std::vector<wire::BlobHolder> Holders(const std::string& digest, std::size_t limit, std::size_t salt) override {
     // Peers first: workers fetch from each other directly and the
     // coordinator serves only what no live worker holds.
     std::vector<wire::BlobHolder> out;
+    auto live = [&](const std::vector<std::string>& ids) {
+      std::lock_guard lock(shared_.mu);
+      for (const auto& id : ids) {
+        if (limit > 0 && out.size() >= limit) break;
+        auto it = shared_.workers.find(id);
+        if (it == shared_.workers.end() || !it->second.Live() || it->second.endpoint.empty()) continue;
+        out.push_back({it->second.endpoint, it->second.key});
+      }
+    };
     std::vector<std::string> ids;
+    bool all = true;
     {
       std::lock_guard lock(shared_.index_mu);
-      auto h = shared_.index->Holders(digest);
-      if (h.ok()) ids = std::move(*h);
+      auto count = shared_.index->HolderCount(digest);
+      if (limit > 0 && count.ok() && *count > 2 * limit) {
+        // A window of twice the limit from a place the salt picks (then
+        // around from the start); all of them only if too few are live.
+        const std::size_t from = salt % *count;
+        auto some = shared_.index->HoldersFrom(digest, from, 2 * limit);
+        if (some.ok()) ids = std::move(*some);
+        if (ids.size() < 2 * limit) {
+          auto more = shared_.index->HoldersFrom(digest, 0, 2 * limit - ids.size());
+          if (more.ok()) ids.insert(ids.end(), more->begin(), more->end());
+        }
+        all = false;
+      } else {
+        auto h = shared_.index->Holders(digest);
+        if (h.ok()) ids = std::move(*h);
+        if (limit > 0 && !ids.empty()) std::rotate(ids.begin(), ids.begin() + static_cast<long>(salt % ids.size()), ids.end());
+      }
     }
-    std::lock_guard lock(shared_.mu);
-    for (const auto& id : ids) {
-      auto it = shared_.workers.find(id);
-      if (it == shared_.workers.end() || !it->second.Live() ||
-          it->second.endpoint.empty())
-        continue;
-      out.push_back({it->second.endpoint, it->second.key});
+    live(ids);
+    if (!all && out.size() < limit) {
+      out.clear();
+      {
+        std::lock_guard lock(shared_.index_mu);
+        auto h = shared_.index->Holders(digest);
+        ids = h.ok() ? std::move(*h) : std::vector<std::string>();
+      }
+      live(ids);
     }
     auto has = store_.blobs().Has(digest);
     if (has.ok() && *has) out.push_back({});
+    return out;
+  }
+
+  std::vector<std::string> HeldBy(const std::string& digest, const std::vector<std::string>& candidates) override {
+    std::vector<std::string> out;
+    std::lock_guard lock(shared_.index_mu);
+    auto count = shared_.index->HolderCount(digest);
+    if (!count.ok() || *count == 0) return out;
+    if (*count <= candidates.size()) {
+      // Fewer holders than candidates: the holders, filtered.
+      auto h = shared_.index->Holders(digest);
+      if (!h.ok()) return out;
+      std::set<std::string_view> want(candidates.begin(), candidates.end());
+      for (auto& id : *h)
+        if (want.count(id)) out.push_back(std::move(id));
+      return out;
+    }
+    for (const auto& c : candidates) {
+      auto held = shared_.index->Holds(digest, c);
+      if (held.ok() && *held) out.push_back(c);
+    }
     return out;
   }
 
@@ -401,7 +450,7 @@ class FarmBackend : public ClusterBackend {
       if (has) continue;
       std::optional<Error> last;
       bool ok = false;
-      for (const auto& h : Holders(d)) {
+      for (const auto& h : Holders(d, 8, std::hash<std::string>{}(d))) {
         if (h.endpoint.empty()) continue;
         zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
         wire::MakeCurveClient(sock, shared_.keys.server, h.public_key);
@@ -1435,7 +1484,13 @@ class Coordinator {
 
   const CoordinatorConfig& cfg_;
   const std::atomic<bool>& stop_;
-  zmq::context_t ctx_{1};
+  /// Several I/O threads: libzmq keeps each one's timers (a ZMTP heartbeat
+  /// timer per connection) in one multimap whose cancel is a linear scan, run
+  /// for nearly every message received. With thousands of connections on one
+  /// thread that scan took 40% of the coordinator's CPU (bench/farm_scale);
+  /// split eight ways, each scan is an eighth as long.
+  zmq::context_t ctx_{kIoThreads};
+  static constexpr int kIoThreads = 8;
   Shared shared_;
   std::unique_ptr<image::ImageStore> store_;
   std::unique_ptr<wire::ZapHandler> zap_;

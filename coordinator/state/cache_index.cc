@@ -47,20 +47,32 @@ Expected<void> RequireNonEmpty(std::string_view value, const char* name) {
   return MakeError(ErrorKind::kInvalidInput, "state.cache.invalid", std::string(name) + " is empty");
 }
 
-// One prepared statement, finalized on scope exit.
-class Statement {
+}  // namespace
+
+// One prepared statement: finalized on scope exit, or (one the index keeps,
+// see CacheIndex::Cached) reset for its next use.
+class CacheIndex::Statement {
  public:
   static Expected<Statement> Prepare(sqlite3* db, const char* sql) {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
     if (rc != SQLITE_OK) return SqliteError(db, rc, "preparing statement");
-    return Statement(db, stmt);
+    return Statement(db, stmt, true);
   }
-  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+  static Statement Borrow(sqlite3* db, sqlite3_stmt* stmt) { return Statement(db, stmt, false); }
+  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_), owned_(other.owned_) {
     other.stmt_ = nullptr;
   }
   Statement& operator=(Statement&&) = delete;
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    if (owned_) {
+      sqlite3_finalize(stmt_);
+    } else {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
 
   Statement& Bind(int index, std::string_view text) {
     // SQLITE_TRANSIENT: sqlite copies, so the view need not outlive the step.
@@ -87,17 +99,33 @@ class Statement {
   std::int64_t Int64(int column) const { return sqlite3_column_int64(stmt_, column); }
 
  private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(sqlite3* db, sqlite3_stmt* stmt, bool owned) : db_(db), stmt_(stmt), owned_(owned) {}
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  bool owned_;
 };
 
+namespace {
+using Statement = CacheIndex::Statement;
 }  // namespace
 
 void CacheIndex::DbClose::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
 CacheIndex::CacheIndex(std::unique_ptr<sqlite3, DbClose> db) : db_(std::move(db)) {}
-CacheIndex::~CacheIndex() = default;
+CacheIndex::~CacheIndex() {
+  for (auto& [sql, stmt] : cached_) sqlite3_finalize(stmt);
+}
+
+Expected<CacheIndex::Statement> CacheIndex::Cached(const char* sql) {
+  auto it = cached_.find(sql);
+  if (it == cached_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_.get(), rc, "preparing statement");
+    it = cached_.emplace(sql, stmt).first;
+  }
+  return Statement::Borrow(db_.get(), it->second);
+}
 
 Expected<void> CacheIndex::Exec(const char* sql) {
   char* message = nullptr;
@@ -143,8 +171,7 @@ Expected<void> CacheIndex::Put(std::string_view key, const CacheRecord& record) 
   MF_TRY_VOID(RequireNonEmpty(key, "cache key"));
   MF_TRY_VOID(RequireNonEmpty(record.layer_digest, "layer digest"));
   MF_TRY_VOID(RequireNonEmpty(record.diff_id, "diff_id"));
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "INSERT INTO cache_records (cache_key, layer_digest, diff_id, size) "
+  MF_TRY(stmt, Cached("INSERT INTO cache_records (cache_key, layer_digest, diff_id, size) "
                                   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (cache_key) DO UPDATE SET "
                                   "layer_digest = excluded.layer_digest, "
                                   "diff_id = excluded.diff_id, size = excluded.size"));
@@ -155,8 +182,7 @@ Expected<void> CacheIndex::Put(std::string_view key, const CacheRecord& record) 
 }
 
 Expected<std::optional<CacheRecord>> CacheIndex::Get(std::string_view key) {
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "SELECT layer_digest, diff_id, size FROM cache_records "
+  MF_TRY(stmt, Cached("SELECT layer_digest, diff_id, size FROM cache_records "
                                   "WHERE cache_key = ?1"));
   stmt.Bind(1, key);
   MF_TRY(has_row, stmt.Step("reading cache record"));
@@ -171,8 +197,7 @@ Expected<std::optional<CacheRecord>> CacheIndex::Get(std::string_view key) {
 Expected<void> CacheIndex::AddHolder(std::string_view layer_digest, std::string_view worker_id) {
   MF_TRY_VOID(RequireNonEmpty(layer_digest, "layer digest"));
   MF_TRY_VOID(RequireNonEmpty(worker_id, "worker id"));
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "INSERT OR IGNORE INTO blob_holders (layer_digest, worker_id) "
+  MF_TRY(stmt, Cached("INSERT OR IGNORE INTO blob_holders (layer_digest, worker_id) "
                                   "VALUES (?1, ?2)"));
   stmt.Bind(1, layer_digest).Bind(2, worker_id);
   MF_TRY_VOID(stmt.Step("adding holder"));
@@ -181,17 +206,41 @@ Expected<void> CacheIndex::AddHolder(std::string_view layer_digest, std::string_
 
 Expected<void> CacheIndex::RemoveHolder(std::string_view layer_digest,
                                         std::string_view worker_id) {
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "DELETE FROM blob_holders WHERE layer_digest = ?1 "
+  MF_TRY(stmt, Cached("DELETE FROM blob_holders WHERE layer_digest = ?1 "
                                   "AND worker_id = ?2"));
   stmt.Bind(1, layer_digest).Bind(2, worker_id);
   MF_TRY_VOID(stmt.Step("removing holder"));
   return Ok();
 }
 
+Expected<std::size_t> CacheIndex::HolderCount(std::string_view layer_digest) {
+  MF_TRY(stmt, Cached("SELECT COUNT(*) FROM blob_holders WHERE layer_digest = ?1"));
+  stmt.Bind(1, layer_digest);
+  MF_TRY(has_row, stmt.Step("counting holders"));
+  return has_row ? static_cast<std::size_t>(stmt.Int64(0)) : 0;
+}
+
+Expected<std::vector<std::string>> CacheIndex::HoldersFrom(std::string_view layer_digest, std::size_t skip,
+                                                           std::size_t limit) {
+  MF_TRY(stmt, Cached("SELECT worker_id FROM blob_holders WHERE layer_digest = ?1 "
+                      "ORDER BY worker_id LIMIT ?2 OFFSET ?3"));
+  stmt.Bind(1, layer_digest).Bind(2, static_cast<std::int64_t>(limit)).Bind(3, static_cast<std::int64_t>(skip));
+  std::vector<std::string> holders;
+  for (;;) {
+    MF_TRY(has_row, stmt.Step("listing holders"));
+    if (!has_row) return holders;
+    holders.push_back(stmt.Text(0));
+  }
+}
+
+Expected<bool> CacheIndex::Holds(std::string_view layer_digest, std::string_view worker_id) {
+  MF_TRY(stmt, Cached("SELECT 1 FROM blob_holders WHERE layer_digest = ?1 AND worker_id = ?2"));
+  stmt.Bind(1, layer_digest).Bind(2, worker_id);
+  return stmt.Step("looking up a holder");
+}
+
 Expected<std::vector<std::string>> CacheIndex::Holders(std::string_view layer_digest) {
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "SELECT worker_id FROM blob_holders WHERE layer_digest = ?1 "
+  MF_TRY(stmt, Cached("SELECT worker_id FROM blob_holders WHERE layer_digest = ?1 "
                                   "ORDER BY worker_id"));
   stmt.Bind(1, layer_digest);
   std::vector<std::string> holders;
@@ -209,8 +258,7 @@ Expected<void> CacheIndex::PutStep(std::string_view key, const cache::StepRecord
   for (const auto& l : record.layers)
     layers.push_back({{"mediaType", l.media_type}, {"digest", l.digest}, {"diffID", l.diff_id},
                       {"size", l.size}});
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "INSERT INTO step_records (cache_key, config_digest, layers) "
+  MF_TRY(stmt, Cached("INSERT INTO step_records (cache_key, config_digest, layers) "
                                   "VALUES (?1, ?2, ?3) ON CONFLICT (cache_key) DO UPDATE SET "
                                   "config_digest = excluded.config_digest, layers = excluded.layers"));
   std::string text = layers.dump();
@@ -239,8 +287,7 @@ Expected<void> CacheIndex::PutStepsHeldBy(const std::vector<std::pair<std::strin
 }
 
 Expected<std::optional<cache::StepRecord>> CacheIndex::GetStep(std::string_view key) {
-  MF_TRY(stmt, Statement::Prepare(db_.get(),
-                                  "SELECT config_digest, layers FROM step_records WHERE cache_key = ?1"));
+  MF_TRY(stmt, Cached("SELECT config_digest, layers FROM step_records WHERE cache_key = ?1"));
   stmt.Bind(1, key);
   MF_TRY(has_row, stmt.Step("reading step record"));
   if (!has_row) return std::optional<cache::StepRecord>();
@@ -257,7 +304,7 @@ Expected<std::optional<cache::StepRecord>> CacheIndex::GetStep(std::string_view 
 }
 
 Expected<void> CacheIndex::RemoveWorker(std::string_view worker_id) {
-  MF_TRY(stmt, Statement::Prepare(db_.get(), "DELETE FROM blob_holders WHERE worker_id = ?1"));
+  MF_TRY(stmt, Cached("DELETE FROM blob_holders WHERE worker_id = ?1"));
   stmt.Bind(1, worker_id);
   MF_TRY_VOID(stmt.Step("forgetting a worker's blobs"));
   return Ok();

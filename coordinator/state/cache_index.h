@@ -9,12 +9,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/base/expected.h"
 #include "common/cache/step_cache.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace manifold::coordinator {
 
@@ -54,6 +56,13 @@ class CacheIndex {
 
   /// Workers holding `layer_digest`, sorted by id.
   Expected<std::vector<std::string>> Holders(std::string_view layer_digest);
+  /// How many workers hold it, and `limit` of them from the `skip`th on (by
+  /// id): a farm's base layers have a holder per worker, and a job needs a
+  /// few.
+  Expected<std::size_t> HolderCount(std::string_view layer_digest);
+  Expected<std::vector<std::string>> HoldersFrom(std::string_view layer_digest, std::size_t skip, std::size_t limit);
+  /// Whether `worker_id` holds it.
+  Expected<bool> Holds(std::string_view layer_digest, std::string_view worker_id);
 
   /// Step records of the shared cache (issue 6): what a step's key produced,
   /// as a worker's step cache holds it (config after the step, layer chain).
@@ -78,7 +87,16 @@ class CacheIndex {
   explicit CacheIndex(std::unique_ptr<sqlite3, DbClose> db);
   Expected<void> Exec(const char* sql);
 
+ public:
+  class Statement;
+
+ private:
+  /// The statement for `sql` (a literal: keyed by its address), prepared on
+  /// first use and kept: preparing took as long as running the queries.
+  Expected<Statement> Cached(const char* sql);
+
   std::unique_ptr<sqlite3, DbClose> db_;
+  std::unordered_map<const char*, sqlite3_stmt*> cached_;
 };
 
 }  // namespace manifold::coordinator

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -66,6 +67,30 @@ TEST_F(CacheIndexTest, TracksHolders) {
   ASSERT_TRUE(index->RemoveHolder(blob, "never-held").ok());
   EXPECT_EQ(*index->Holders(blob), (std::vector<std::string>{"worker-b"}));
   EXPECT_TRUE(index->Holders("sha256:unknown")->empty());
+}
+
+// A base layer held by every worker of a large farm: counted, listed a
+// window at a time, and asked about one worker, without listing them all.
+TEST_F(CacheIndexTest, HoldersAreCountedWindowedAndLookedUpOneByOne) {
+  auto index = OpenIndex();
+  const std::string layer = kRecord.layer_digest;
+  for (int i = 0; i < 20; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "w%02d", i);
+    ASSERT_TRUE(index->AddHolder(layer, id).ok());
+  }
+  EXPECT_EQ(*index->HolderCount(layer), 20u);
+  EXPECT_EQ(*index->HolderCount("sha256:none"), 0u);
+  EXPECT_EQ(*index->HoldersFrom(layer, 5, 3), (std::vector<std::string>{"w05", "w06", "w07"}));
+  EXPECT_EQ(*index->HoldersFrom(layer, 18, 5), (std::vector<std::string>{"w18", "w19"}));
+  EXPECT_TRUE(*index->Holds(layer, "w07"));
+  EXPECT_FALSE(*index->Holds(layer, "w20"));
+  // The statements are kept and reused: the same answers again, and after
+  // a change.
+  ASSERT_TRUE(index->RemoveHolder(layer, "w06").ok());
+  EXPECT_FALSE(*index->Holds(layer, "w06"));
+  EXPECT_EQ(*index->HoldersFrom(layer, 5, 3), (std::vector<std::string>{"w05", "w07", "w08"}));
+  EXPECT_EQ(*index->HolderCount(layer), 19u);
 }
 
 TEST_F(CacheIndexTest, StepsOfAJobAreRecordedWithTheirHolderAllOrNothing) {
