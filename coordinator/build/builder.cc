@@ -47,12 +47,11 @@
 #include "coordinator/build/outputs.h"
 #include "coordinator/build/placement.h"
 #include "coordinator/build/progress_printer.h"
-#include "coordinator/build/run_dir.h"
 #include "coordinator/plan/job_message.h"
 #include "coordinator/plan/plan.h"
+#include "worker/build/local_worker.h"
 #include "worker/build/session.h"
 #include "worker/build/worker_loop.h"
-#include "worker/executor/runc_runtime.h"
 #include "worker/platform/platform_detect.h"
 #include "worker/snapshot/snapshotter.h"
 
@@ -616,26 +615,12 @@ class Build {
       sessions_.Put(build_id_, session);
 
       // The embedded worker.
-      std::string wstate = req_.state_dir + "/worker";
-      ::mkdir(wstate.c_str(), 0700);
-      ::chmod(wstate.c_str(), 0700);
-      MF_TRY(snapshots, worker::Snapshotter::Open(req_.state_dir));
-      snapshots_.emplace(std::move(snapshots));
-      MF_TRY(run_dir, ClaimRunDir(wstate, build_id_));
-      run_dir_ = std::move(run_dir);
-      worker::RuncConfig rc;
-      rc.state_dir = run_dir_.path;
-      rc.policy.allow_insecure = req_.worker_allows_insecure;
-      MF_TRY(runtime, worker::RuncRuntime::Create(rc));
-      runtime_ = std::move(runtime);
+      MF_TRY(local, worker::LocalWorker::Open(req_.state_dir, build_id_, req_.worker_allows_insecure));
+      local_ = std::move(local);
+      local_->Fill(wenv_, req_.step_timeout);
       wenv_.store = store_.get();
-      wenv_.snapshots = &*snapshots_;
-      wenv_.runtime = runtime_.get();
       wenv_.cache = &*cache_;
       wenv_.sessions = &sessions_;
-      wenv_.policy = rc.policy;
-      wenv_.state_dir = wstate;
-      wenv_.step_timeout = req_.step_timeout;
       wenv_.cancel = &cancel_;
 
       router.emplace(ctx, zmq::socket_type::router);
@@ -1019,10 +1004,7 @@ class Build {
       loop.reset();
       router->close();
       sessions_.Remove(build_id_);
-      runtime_.reset();
-      std::error_code ec;
-      std::filesystem::remove_all(run_dir_.path, ec);
-      run_dir_ = RunDir();
+      local_.reset();
     }
     if (failure) return std::move(*failure);
     return Ok();
@@ -1481,13 +1463,11 @@ class Build {
   std::vector<std::pair<oci::Platform, bool>> platforms_;
   std::string build_id_;
   worker::SessionRegistry sessions_;
-  std::optional<worker::Snapshotter> snapshots_;
-  std::unique_ptr<worker::RuncRuntime> runtime_;
+  std::unique_ptr<worker::LocalWorker> local_;  ///< the embedded worker
   worker::WorkerEnv wenv_;
   std::atomic<bool> cancel_{false};
   int jobs_run_ = 0;
   oci::Descriptor root_;
-  RunDir run_dir_;
   fs::UniqueFd cache_lock_;
   std::map<std::pair<std::string, int>, Clock::time_point> started_;
   std::map<std::string, std::vector<wire::BlobSourceData>> image_sources_;  ///< manifest digest -> its blobs
@@ -1514,7 +1494,7 @@ Expected<BuildCachePruneStats> PruneBuildCache(const std::string& state_dir) {
   // Dead builds' containers and overlays first, so nothing below is mounted.
   std::string wstate = state_dir + "/worker";
   if (std::filesystem::exists(wstate)) {
-    MF_TRY(rd, ClaimRunDir(wstate, "prune"));
+    MF_TRY(rd, worker::ClaimRunDir(wstate, "prune"));
     std::error_code ec;
     std::filesystem::remove_all(rd.path, ec);
   }

@@ -452,12 +452,8 @@ class FarmBackend : public ClusterBackend {
       bool ok = false;
       for (const auto& h : Holders(d, 8, std::hash<std::string>{}(d))) {
         if (h.endpoint.empty()) continue;
-        zmq::socket_t sock(ctx_, zmq::socket_type::dealer);
-        wire::MakeCurveClient(sock, shared_.keys.server, h.public_key);
-        (void)wire::ApplySocketDefaults(sock);
-        sock.set(zmq::sockopt::linger, 0);
-        sock.connect(h.endpoint);
-        wire::DealerChannel ch(sock);
+        auto sock = DealerTo(h.endpoint, h.public_key);
+        wire::DealerChannel ch(*sock);
         wire::FetchOptions fo;
         fo.idle_timeout = std::chrono::seconds(20);
         auto got = wire::FetchBlob(ch, d, store_.blobs(), fo);
@@ -506,11 +502,7 @@ class FarmBackend : public ClusterBackend {
       } else {
         // To its blob server, with the coordinator's own key: only that key
         // may ask a worker to push.
-        auto sock = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
-        wire::MakeCurveClient(*sock, shared_.keys.server, key);
-        (void)wire::ApplySocketDefaults(*sock);
-        sock->set(zmq::sockopt::linger, 0);
-        sock->connect(endpoint);
+        auto sock = DealerTo(endpoint, key);
         sock->send(zmq::buffer(*bytes), zmq::send_flags::none);
         socks.push_back(std::move(sock));
       }
@@ -586,6 +578,16 @@ class FarmBackend : public ClusterBackend {
   }
 
  private:
+  /// A connection to a worker's blob server, with the coordinator's key.
+  std::unique_ptr<zmq::socket_t> DealerTo(const std::string& endpoint, const std::string& public_key) {
+    auto sock = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+    wire::MakeCurveClient(*sock, shared_.keys.server, public_key);
+    (void)wire::ApplySocketDefaults(*sock);
+    sock->set(zmq::sockopt::linger, 0);
+    sock->connect(endpoint);
+    return sock;
+  }
+
   Shared& shared_;
   Pipe& pipe_;
   zmq::context_t& ctx_;

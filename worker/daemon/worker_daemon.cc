@@ -35,12 +35,10 @@
 #include "common/wire/context_tree.h"
 #include "common/wire/curve.h"
 #include "common/wire/socket_options.h"
-#include "coordinator/build/run_dir.h"
+#include "worker/build/local_worker.h"
 #include "worker/build/session.h"
 #include "worker/build/worker_loop.h"
-#include "worker/executor/runc_runtime.h"
 #include "worker/platform/platform_detect.h"
-#include "worker/snapshot/snapshotter.h"
 
 namespace manifold::worker {
 namespace {
@@ -183,29 +181,15 @@ class Daemon {
 
     MF_TRY(store, image::ImageStore::Open(cfg_.state_dir));
     store_ = std::move(store);
-    MF_TRY(snapshots, Snapshotter::Open(cfg_.state_dir));
-    snapshots_.emplace(std::move(snapshots));
     MF_TRY(cache, cache::StepCache::Open(cfg_.state_dir));
     cache_.emplace(std::move(cache));
-    std::string wstate = cfg_.state_dir + "/worker";
-    ::mkdir(wstate.c_str(), 0700);
-    ::chmod(wstate.c_str(), 0700);
     // Containers of a previous run of this worker (killed) are reclaimed here.
-    MF_TRY(run_dir, coordinator::ClaimRunDir(wstate, "daemon-" + std::to_string(::getpid())));
-    run_dir_ = std::move(run_dir);
-    RuncConfig rc;
-    rc.state_dir = run_dir_.path;
-    rc.policy.allow_insecure = cfg_.allow_insecure;
-    MF_TRY(runtime, RuncRuntime::Create(rc));
-    runtime_ = std::move(runtime);
+    MF_TRY(local, LocalWorker::Open(cfg_.state_dir, "daemon-" + std::to_string(::getpid()), cfg_.allow_insecure));
+    local_ = std::move(local);
+    local_->Fill(env_, cfg_.step_timeout);
     env_.store = store_.get();
-    env_.snapshots = &*snapshots_;
-    env_.runtime = runtime_.get();
     env_.cache = &*cache_;
     env_.sessions = &sessions_;
-    env_.policy = rc.policy;
-    env_.state_dir = wstate;
-    env_.step_timeout = cfg_.step_timeout;
 
     MF_TRY(native, DetectNativePlatform());
     oci::Platform np{native.os, native.architecture, native.variant};
@@ -774,9 +758,8 @@ class Daemon {
     peer_stop_ = true;
     if (peer_thread_.joinable()) peer_thread_.join();
     zap_.reset();
-    runtime_.reset();
+    local_.reset();
     std::error_code ec;
-    std::filesystem::remove_all(run_dir_.path, ec);
     std::filesystem::remove_all(cfg_.state_dir + "/contexts", ec);
     MF_LOG_INFO("worker {} stopped", worker_id_);
   }
@@ -794,10 +777,8 @@ class Daemon {
   std::vector<std::pair<oci::Platform, bool>> platforms_;
 
   std::unique_ptr<image::ImageStore> store_;
-  std::optional<Snapshotter> snapshots_;
   std::optional<cache::StepCache> cache_;
-  coordinator::RunDir run_dir_;
-  std::unique_ptr<RuncRuntime> runtime_;
+  std::unique_ptr<LocalWorker> local_;
   SessionRegistry sessions_;
   std::mutex session_mu_;
   std::map<std::string, Clock::time_point> last_used_;  ///< build id -> last job here
