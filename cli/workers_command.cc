@@ -1,6 +1,8 @@
-// `manifold workers [rm|drain ID]` and `manifold client-key`: the farm from
+// `manifold workers [rm|drain ID]`, `manifold builds [cancel N]` and
+// `manifold client-key`: the farm from
 // the operator's side (issue 6).
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -64,6 +66,43 @@ void AddWorkersCommands(CLI::App& app, int* exit_code) {
                   Bytes(w.memory_bytes).c_str(), Bytes(w.disk_free_bytes).c_str(),
                   w.note.empty() ? "" : ("  (" + w.note + ")").c_str());
     }
+  });
+  auto* builds = app.add_subcommand("builds", "List the builds running and queued on the farm, or cancel one");
+  auto b = std::make_shared<WorkersFlags>();
+  builds->add_option("ARGS", b->args, "nothing (list), or cancel N");
+  builds->add_option("--coordinator", b->coordinator, "HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
+  builds->add_option("--token", b->token, "The farm's join token (or MANIFOLD_TOKEN)");
+  builds->add_option("--coordinator-key", b->coordinator_key, "The coordinator's public key (with allow-client)");
+  builds->callback([b, exit_code] {
+    wire::BuildsRequestData req;
+    if (!b->args.empty()) {
+      char* end = nullptr;
+      const long n = b->args.size() == 2 ? std::strtol(b->args[1].c_str(), &end, 10) : 0;
+      if (b->args.size() != 2 || b->args[0] != "cancel" || *end != '\0' || n <= 0) {
+        std::cerr << "error: usage: manifold builds [cancel N]\n";
+        *exit_code = 2;
+        return;
+      }
+      req.action = "cancel";
+      req.number = static_cast<std::uint32_t>(n);
+    }
+    auto target = RemoteTargetFrom(b->coordinator, b->token, b->coordinator_key);
+    if (target.address.empty()) {
+      std::cerr << "error: no --coordinator (or MANIFOLD_COORDINATOR)\n";
+      *exit_code = 2;
+      return;
+    }
+    auto reply = coordinator::RemoteBuilds(target, req);
+    if (!reply.ok()) {
+      PrintError(reply.error());
+      *exit_code = 1;
+      return;
+    }
+    if (req.action == "cancel") std::cerr << "cancelling build " << req.number << "\n";
+    std::printf("%-6s %-11s %-6s %-8s %-30s %s\n", "BUILD", "STATE", "JOBS", "FOR", "PLATFORMS", "TAGS");
+    for (const auto& x : reply->builds)
+      std::printf("%-6u %-11s %-6u %-8s %-30s %s\n", x.number, x.state.c_str(), x.running_jobs,
+                  (std::to_string(x.seconds) + "s").c_str(), x.platforms.c_str(), x.tags.c_str());
   });
   auto* key = app.add_subcommand("client-key",
                                  "Print this client's CURVE public key (for manifold-coordinator allow-client)");

@@ -169,6 +169,26 @@ struct CancelBuild {
   reason @0 :Text;
 }
 
+# Client -> coordinator: list the builds running and queued, or cancel one.
+struct BuildsRequest {
+  action @0 :Text;            # "list", "cancel"
+  number @1 :UInt32;          # the build to cancel
+}
+
+struct BuildInfo {
+  number @0 :UInt32;
+  state @1 :Text;             # running, queued
+  platforms @2 :Text;         # comma-separated
+  tags @3 :Text;              # comma-separated
+  seconds @4 :UInt32;         # running (or queued) for
+  runningJobs @5 :UInt32;
+}
+
+struct BuildsReply {
+  builds @0 :List(BuildInfo);
+  error @1 :Common.Error;
+}
+
 # Client -> coordinator: list workers, or act on one.
 struct WorkersRequest {
   action @0 :Text;            # "list", "rm", "drain"

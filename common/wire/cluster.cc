@@ -634,6 +634,82 @@ Expected<PushBlobsReplyData> DecodePushBlobsReply(std::string_view bytes, const 
   return out;
 }
 
+// ---------------------------------------------------------------- builds
+
+namespace {
+Expected<void> CheckBuildsAction(const std::string& action) {
+  if (action != "list" && action != "cancel")
+    return FieldError("BuildsRequest.action", "unknown action \"" + action.substr(0, 32) + "\"");
+  return Ok();
+}
+}  // namespace
+
+Expected<std::string> EncodeBuildsRequest(const BuildsRequestData& r) {
+  MF_TRY_VOID(CheckBuildsAction(r.action));
+  OutgoingMessage<schema::BuildsRequest> out;
+  out.Body().setAction(Kj(r.action));
+  out.Body().setNumber(r.number);
+  return out.Encode();
+}
+
+Expected<BuildsRequestData> DecodeBuildsRequest(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(d, Decode<schema::BuildsRequest>(bytes, limits));
+  BuildsRequestData r;
+  MF_TRY(action, ReadText("BuildsRequest.action", d.Body().getAction()));
+  MF_TRY_VOID(CheckBuildsAction(action));
+  r.action = std::move(action);
+  r.number = d.Body().getNumber();
+  return r;
+}
+
+Expected<std::string> EncodeBuildsReply(const BuildsReplyData& r) {
+  MF_TRY_VOID(CheckList("BuildsReply.builds", r.builds.size()));
+  OutgoingMessage<schema::BuildsReply> out;
+  auto b = out.Body();
+  auto bs = b.initBuilds(static_cast<unsigned>(r.builds.size()));
+  for (std::size_t i = 0; i < r.builds.size(); ++i) {
+    const auto& in = r.builds[i];
+    MF_TRY_VOID(CheckText(Idx("BuildsReply.builds", i), in.state.size() + in.platforms.size() + in.tags.size()));
+    auto o = bs[static_cast<unsigned>(i)];
+    o.setNumber(in.number);
+    o.setState(Kj(in.state));
+    o.setPlatforms(Kj(in.platforms));
+    o.setTags(Kj(in.tags));
+    o.setSeconds(in.seconds);
+    o.setRunningJobs(in.running_jobs);
+  }
+  if (r.error) MF_TRY_VOID(WriteError("BuildsReply.error", *r.error, b.initError()));
+  return out.Encode();
+}
+
+Expected<BuildsReplyData> DecodeBuildsReply(std::string_view bytes, const DecodeLimits& limits) {
+  MF_TRY(d, Decode<schema::BuildsReply>(bytes, limits));
+  auto r = d.Body();
+  BuildsReplyData out;
+  auto bs = r.getBuilds();
+  MF_TRY_VOID(CheckList("BuildsReply.builds", bs.size()));
+  for (unsigned i = 0; i < bs.size(); ++i) {
+    const std::string at = Idx("BuildsReply.builds", i);
+    BuildInfoData b;
+    b.number = bs[i].getNumber();
+    MF_TRY(state, ReadText(at + ".state", bs[i].getState()));
+    MF_TRY(platforms, ReadText(at + ".platforms", bs[i].getPlatforms()));
+    MF_TRY(tags, ReadText(at + ".tags", bs[i].getTags()));
+    b.state = std::move(state);
+    b.platforms = std::move(platforms);
+    b.tags = std::move(tags);
+    b.seconds = bs[i].getSeconds();
+    b.running_jobs = bs[i].getRunningJobs();
+    out.builds.push_back(std::move(b));
+  }
+  if (r.hasError()) {
+    Error e;
+    MF_TRY_VOID(ReadError("BuildsReply.error", r.getError(), e));
+    out.error = std::move(e);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- cancel
 
 Expected<std::string> EncodeCancelBuild(const CancelBuildData& c) {
@@ -752,6 +828,8 @@ Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits
       {capnp::typeId<schema::CancelBuild>(), ClusterType::kCancelBuild},
       {capnp::typeId<schema::PushBlobs>(), ClusterType::kPushBlobs},
       {capnp::typeId<schema::PushBlobsReply>(), ClusterType::kPushBlobsReply},
+      {capnp::typeId<schema::BuildsRequest>(), ClusterType::kBuildsRequest},
+      {capnp::typeId<schema::BuildsReply>(), ClusterType::kBuildsReply},
       {capnp::typeId<schema::WorkersRequest>(), ClusterType::kWorkersRequest},
       {capnp::typeId<schema::WorkersReply>(), ClusterType::kWorkersReply},
   };

@@ -182,6 +182,29 @@ struct CancelBuildData {
 Expected<std::string> EncodeCancelBuild(const CancelBuildData& c);
 Expected<CancelBuildData> DecodeCancelBuild(std::string_view bytes, const DecodeLimits& limits = {});
 
+struct BuildsRequestData {
+  std::string action = "list";  ///< list, cancel
+  std::uint32_t number = 0;     ///< cancel: the build
+};
+Expected<std::string> EncodeBuildsRequest(const BuildsRequestData& r);
+Expected<BuildsRequestData> DecodeBuildsRequest(std::string_view bytes, const DecodeLimits& limits = {});
+
+struct BuildInfoData {
+  std::uint32_t number = 0;
+  std::string state;      ///< running, queued
+  std::string platforms;  ///< comma-separated
+  std::string tags;       ///< comma-separated
+  std::uint32_t seconds = 0;
+  std::uint32_t running_jobs = 0;
+  bool operator==(const BuildInfoData&) const = default;
+};
+struct BuildsReplyData {
+  std::vector<BuildInfoData> builds;
+  std::optional<Error> error;
+};
+Expected<std::string> EncodeBuildsReply(const BuildsReplyData& r);
+Expected<BuildsReplyData> DecodeBuildsReply(std::string_view bytes, const DecodeLimits& limits = {});
+
 struct WorkersRequestData {
   std::string action = "list";  ///< list, rm, drain
   std::string worker_id;
@@ -215,7 +238,7 @@ Expected<WorkersReplyData> DecodeWorkersReply(std::string_view bytes,
 enum class ClusterType {
   kJoin, kJoinReply, kHeartbeat, kHeartbeatReply, kBlobRequest, kBlobChunk,
   kSubmitBuild, kBuildEvent, kCancelBuild, kWorkersRequest, kWorkersReply, kPushBlobs,
-  kPushBlobsReply, kOther
+  kPushBlobsReply, kBuildsRequest, kBuildsReply, kOther
 };
 /// kOther for any body that is not a cluster message (StageJob, Progress...).
 Expected<ClusterType> PeekClusterType(std::string_view bytes, const DecodeLimits& limits = {});

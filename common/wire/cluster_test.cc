@@ -344,6 +344,29 @@ TEST(ClusterWireTest, PushBlobsAndItsReplyRoundTrip) {
   EXPECT_EQ(bad.error().message.rfind("PushBlobs.layers[0]", 0), 0u) << bad.error().message;
 }
 
+TEST(ClusterWireTest, BuildsRequestAndReplyRoundTrip) {
+  auto bytes = EncodeBuildsRequest({"cancel", 7});
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  auto req = DecodeBuildsRequest(*bytes);
+  ASSERT_TRUE(req.ok()) << req.error().ToString();
+  EXPECT_EQ(req->action, "cancel");
+  EXPECT_EQ(req->number, 7u);
+  auto bad = EncodeBuildsRequest({"stop", 1});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "BuildsRequest.action: unknown action \"stop\"");
+
+  BuildsReplyData reply;
+  reply.builds = {{3, "running", "linux/amd64,linux/arm64", "reg/app:1", 42, 2}, {4, "queued", "linux/amd64", "", 5, 0}};
+  reply.error = MakeError(ErrorKind::kInvalidInput, "coordinator.build.unknown", "no build 9");
+  auto rbytes = EncodeBuildsReply(reply);
+  ASSERT_TRUE(rbytes.ok()) << rbytes.error().ToString();
+  auto out = DecodeBuildsReply(*rbytes);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->builds, reply.builds);
+  ASSERT_TRUE(out->error.has_value());
+  ExpectSameError(*reply.error, *out->error);
+}
+
 TEST(ClusterWireTest, CancelBuildRoundTrips) {
   auto bytes = EncodeCancelBuild({"interrupted (SIGINT)"});
   ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
@@ -737,6 +760,8 @@ TEST(ClusterWireTest, PeekClusterTypeNamesEveryMessage) {
       {EncodeCancelBuild({}), ClusterType::kCancelBuild},
       {EncodePushBlobs({}), ClusterType::kPushBlobs},
       {EncodePushBlobsReply({}), ClusterType::kPushBlobsReply},
+      {EncodeBuildsRequest({}), ClusterType::kBuildsRequest},
+      {EncodeBuildsReply({}), ClusterType::kBuildsReply},
       {EncodeWorkersRequest({}), ClusterType::kWorkersRequest},
       {EncodeWorkersReply({}), ClusterType::kWorkersReply},
       {EncodeShutdown("x"), ClusterType::kOther},

@@ -394,17 +394,33 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
   return summary;
 }
 
-Expected<wire::WorkersReplyData> RemoteWorkers(const RemoteTarget& target,
-                                               const wire::WorkersRequestData& request) {
+namespace {
+/// One request, one reply (the operator's commands).
+Expected<std::string> Ask(const RemoteTarget& target, const std::string& request) {
   zmq::context_t ctx(1);
   MF_TRY(sock, Connect(ctx, target));
-  MF_TRY(bytes, wire::EncodeWorkersRequest(request));
-  sock->send(zmq::buffer(bytes), zmq::send_flags::none);
+  sock->send(zmq::buffer(request), zmq::send_flags::none);
   zmq::pollitem_t item{sock->handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, std::chrono::seconds(10)) <= 0) return Silent(target);
   auto frames = RecvFrames(*sock);
   if (frames.empty()) return Silent(target);
-  MF_TRY(reply, wire::DecodeWorkersReply(frames[0]));
+  return std::move(frames[0]);
+}
+}  // namespace
+
+Expected<wire::WorkersReplyData> RemoteWorkers(const RemoteTarget& target,
+                                               const wire::WorkersRequestData& request) {
+  MF_TRY(bytes, wire::EncodeWorkersRequest(request));
+  MF_TRY(answer, Ask(target, bytes));
+  MF_TRY(reply, wire::DecodeWorkersReply(answer));
+  if (reply.error) return std::move(*reply.error);
+  return reply;
+}
+
+Expected<wire::BuildsReplyData> RemoteBuilds(const RemoteTarget& target, const wire::BuildsRequestData& request) {
+  MF_TRY(bytes, wire::EncodeBuildsRequest(request));
+  MF_TRY(answer, Ask(target, bytes));
+  MF_TRY(reply, wire::DecodeBuildsReply(answer));
   if (reply.error) return std::move(*reply.error);
   return reply;
 }

@@ -38,6 +38,9 @@ Expected<BuildSummary> RunRemoteBuild(const RemoteTarget& target, const BuildReq
 Expected<wire::WorkersReplyData> RemoteWorkers(const RemoteTarget& target,
                                                const wire::WorkersRequestData& request);
 
+/// `manifold builds [cancel N]`.
+Expected<wire::BuildsReplyData> RemoteBuilds(const RemoteTarget& target, const wire::BuildsRequestData& request);
+
 /// This client's CURVE key pair (created on first use), for allow-client.
 Expected<std::string> ClientPublicKey(const std::string& key_file);
 

@@ -147,8 +147,17 @@ std::vector<std::string> Withdraw(WorkerState& w) {
 struct Shared {
   std::mutex mu;
   std::map<std::string, WorkerState> workers;
-  /// Bumped whenever the set of live members changes.
+  /// Bumped whenever the set of live members changes (SetMembership).
   std::uint64_t members_version = 1;
+
+  /// The one way a worker's connected/revoked state changes: the member
+  /// list's version follows whether it is a member (Live) now.
+  void SetMembership(WorkerState& w, bool connected, bool revoked) {
+    const bool was = w.Live();
+    w.connected = connected;
+    w.revoked = revoked;
+    if (w.Live() != was) ++members_version;
+  }
   std::set<std::string> clients;
   Keys keys;
   std::string state_dir;
@@ -595,8 +604,35 @@ class FarmBackend : public ClusterBackend {
   const CoordinatorConfig& cfg_;
 };
 
+/// What `manifold builds` lists of a build.
+struct BuildSummaryLine {
+  std::string platforms, tags;  ///< comma-separated
+  Clock::time_point since;      ///< submitted (queued) or started (running)
+};
+
+std::string JoinComma(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+BuildSummaryLine SummaryOf(const wire::SubmitBuildData& s) {
+  std::vector<std::string> platforms;
+  for (const auto& p : s.platforms) platforms.push_back(p.ToString());
+  return {JoinComma(platforms), JoinComma(s.tags), Clock::now()};
+}
+
+/// A submitted build waiting for --max-builds to let it start.
+struct QueuedBuild {
+  std::string client;  ///< ROUTER identity
+  wire::SubmitBuildData submit;
+  int number = 0;
+  BuildSummaryLine line;
+};
+
 struct ActiveBuild {
   int number = 0;
+  BuildSummaryLine line;
   std::string client;  ///< ROUTER identity
   std::unique_ptr<zmq::socket_t> pipe;  ///< reactor side
   std::thread thread;
@@ -878,8 +914,7 @@ class Coordinator {
       std::lock_guard lock(shared_.mu);
       for (auto& [id, w] : shared_.workers) {
         if (!w.connected || now - w.last_seen < cfg_.heartbeat_timeout) continue;
-        w.connected = false;
-        ++shared_.members_version;
+        shared_.SetMembership(w, false, w.revoked);
         MF_LOG_WARN("worker {} lost (silent for {} ms); its jobs run elsewhere", id,
                     cfg_.heartbeat_timeout.count());
         for (std::uint32_t i = 0; i < w.slots; ++i) lost_slots.push_back(id + "-s" + std::to_string(i));
@@ -904,7 +939,7 @@ class Coordinator {
             MF_LOG_INFO("build {}: its client is gone; cancelling it", n);
             SendAll(*b->pipe, {"cancel", "the client went away"});
           }
-        for (const auto& q : queue_) Send({q.first, *bytes});
+        for (const auto& q : queue_) Send({q.client, *bytes});
       }
     }
     if (beacon_ && now >= next_beacon_) {
@@ -1022,6 +1057,9 @@ class Coordinator {
       case wire::ClusterType::kCancelBuild:
         if (client) return OnCancel(identity, body);
         break;
+      case wire::ClusterType::kBuildsRequest:
+        if (client) return OnBuilds(identity, body);
+        break;
       case wire::ClusterType::kWorkersRequest:
         if (client) return OnWorkers(identity, body);
         break;
@@ -1090,11 +1128,8 @@ class Coordinator {
         reply.error = MakeError(ErrorKind::kSecurity, "coordinator.worker.revoked", "worker " + worker + " was removed");
       } else {
         bool was = w.Takes();
-        if (!w.connected) {
-          MF_LOG_INFO("worker {} ready: {} slots, {}", worker, h->slots, h->peer_endpoint);
-          ++shared_.members_version;
-        }
-        w.connected = true;
+        if (!w.connected) MF_LOG_INFO("worker {} ready: {} slots, {}", worker, h->slots, h->peer_endpoint);
+        shared_.SetMembership(w, true, false);
         w.last_seen = Clock::now();
         w.platforms = h->platforms;
         w.slots = h->slots;
@@ -1282,7 +1317,8 @@ class Coordinator {
       ev.error = std::move(s).error();
       return Reply(identity, wire::EncodeBuildEvent(ev));
     }
-    queue_.push_back({identity, std::move(*s)});
+    auto line = SummaryOf(*s);
+    queue_.push_back({identity, std::move(*s), ++last_build_number_, std::move(line)});
     if (static_cast<int>(builds_.size()) >= cfg_.max_builds) {
       wire::BuildEventData ev;
       ev.text = "waiting: " + std::to_string(builds_.size()) + " builds running (--max-builds " +
@@ -1303,22 +1339,67 @@ class Coordinator {
       return;
     }
     for (auto it = queue_.begin(); it != queue_.end(); ++it)
-      if (it->first == identity) {
-        queue_.erase(it);
-        MF_LOG_INFO("a queued build was cancelled by its client: {}", why);
-        wire::BuildEventData ev;
-        ev.kind = wire::BuildEventData::Kind::kFailed;
-        ev.error = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + why);
-        return Reply(identity, wire::EncodeBuildEvent(ev));
+      if (it->client == identity) return CancelQueued(it, why);
+  }
+
+  void CancelQueued(std::deque<QueuedBuild>::iterator it, const std::string& why) {
+    MF_LOG_INFO("queued build {} cancelled: {}", it->number, why);
+    const std::string client = it->client;
+    queue_.erase(it);
+    wire::BuildEventData ev;
+    ev.kind = wire::BuildEventData::Kind::kFailed;
+    ev.error = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + why);
+    Reply(client, wire::EncodeBuildEvent(ev));
+  }
+
+  /// `manifold builds [cancel N]`: what runs and waits, or stop one.
+  void OnBuilds(const std::string& identity, const std::string& body) {
+    auto req = wire::DecodeBuildsRequest(body);
+    wire::BuildsReplyData reply;
+    if (!req.ok()) {
+      reply.error = std::move(req).error();
+      return Reply(identity, wire::EncodeBuildsReply(reply));
+    }
+    if (req->action == "cancel") {
+      const int n = static_cast<int>(req->number);
+      const std::string why = "by the operator (manifold builds cancel)";
+      if (auto b = builds_.find(n); b != builds_.end()) {
+        MF_LOG_INFO("build {} cancelled {}", n, why);
+        b->second->cancelled = true;
+        SendAll(*b->second->pipe, {"cancel", why});
+      } else if (auto q = std::find_if(queue_.begin(), queue_.end(), [&](const QueuedBuild& x) { return x.number == n; });
+                 q != queue_.end()) {
+        CancelQueued(q, why);
+      } else {
+        reply.error = MakeError(ErrorKind::kInvalidInput, "coordinator.build.unknown",
+                                "no build " + std::to_string(n) + " is running or queued");
       }
+    }
+    const auto now = Clock::now();
+    auto seconds = [&](Clock::time_point t) {
+      return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+    };
+    std::map<int, std::uint32_t> jobs;
+    for (const auto& [slot, held] : leases_) ++jobs[held.build];
+    for (const auto& [n, b] : builds_)
+      reply.builds.push_back({static_cast<std::uint32_t>(n), b->cancelled ? "cancelling" : "running", b->line.platforms,
+                              b->line.tags, seconds(b->line.since), jobs[n]});
+    for (const auto& q : queue_)
+      reply.builds.push_back({static_cast<std::uint32_t>(q.number), "queued", q.line.platforms, q.line.tags,
+                              seconds(q.line.since), 0});
+    Reply(identity, wire::EncodeBuildsReply(reply));
   }
 
   void StartBuild() {
-    auto [client, submit] = std::move(queue_.front());
+    QueuedBuild next = std::move(queue_.front());
     queue_.pop_front();
-    int number = ++builds_started_;
+    const std::string client = std::move(next.client);
+    wire::SubmitBuildData submit = std::move(next.submit);
+    const int number = next.number;
     auto build = std::make_unique<ActiveBuild>();
     build->number = number;
+    build->line = std::move(next.line);
+    build->line.since = Clock::now();
     build->client = client;
     const std::string endpoint = "inproc://build-" + std::to_string(number);
     build->pipe = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
@@ -1442,9 +1523,7 @@ class Coordinator {
           MF_LOG_INFO("worker {} drained by the operator", w.id);
           withdraw = Withdraw(w);
         } else {
-          w.revoked = true;
-          ++shared_.members_version;
-          w.connected = false;
+          shared_.SetMembership(w, false, true);
           MF_LOG_INFO("worker {} removed by the operator (key {} refused from now on)", w.id,
                       wire::KeyFingerprint(w.key));
           for (std::uint32_t i = 0; i < w.slots; ++i) withdraw.push_back(w.id + "-s" + std::to_string(i));
@@ -1504,13 +1583,13 @@ class Coordinator {
   std::unique_ptr<wire::BeaconSender> beacon_;
   Clock::time_point next_beacon_;
   Clock::time_point next_keepalive_;
-  std::deque<std::pair<std::string, wire::SubmitBuildData>> queue_;
+  std::deque<QueuedBuild> queue_;
   std::map<int, std::unique_ptr<ActiveBuild>> builds_;
   std::map<std::string, int> client_build_;  ///< client identity -> its running build
   /// slot -> the lease it runs (a slot runs one at a time; the reactor's
   /// own account, whichever build sent the job).
   std::map<std::string, SlotLease> leases_;
-  int builds_started_ = 0;
+  int last_build_number_ = 0;
 };
 
 }  // namespace

@@ -747,6 +747,43 @@ TEST_F(ClusterTest, InterruptingTheClientCancelsTheBuildOnTheFarm) {
                                 std::regex("\\(lease [0-9]+\\) cancelled: build 2 ended")));
 }
 
+// --max-builds 1: a second build waits in the queue; `manifold builds`
+// lists both, and `manifold builds cancel N` stops the queued one, then the
+// running one (its RUN killed on the worker).
+TEST_F(ClusterTest, TheOperatorListsAndCancelsBuilds) {
+  StartCoordinator({"--max-builds", "1"});
+  StartWorker("wa");
+  std::thread first;
+  ASSERT_EQ(BuildUntilTheStepStarts(120, first), "wa");
+  std::string ctx2 = tmp_.path() + "/ctx2";
+  WriteFile(ctx2 + "/Dockerfile", "FROM busybox:latest\nRUN echo second\n");
+  const std::string log2 = tmp_.path() + "/build2.log";
+  std::thread second = BuildInBackground(ctx2, log2);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log2).find("waiting: 1 builds running (--max-builds 1), 0 queued before this one") !=
+                                   std::string::npos; }))
+      << ReadFile(log2);
+  const std::string farm = " --coordinator " + address_ + " --token '" + token_ + "'";
+  std::string listed = Manifold("builds" + farm);
+  EXPECT_TRUE(std::regex_search(listed, std::regex("\n1 +running +1 +[0-9]+s +linux/amd64"))) << listed;
+  EXPECT_TRUE(std::regex_search(listed, std::regex("\n2 +queued +0 +[0-9]+s +linux/amd64"))) << listed;
+  EXPECT_NE(Manifold("builds cancel 9" + farm, 1).find("no build 9 is running or queued"), std::string::npos);
+
+  Manifold("builds cancel 2" + farm);
+  second.join();
+  std::string text2 = ReadFile(log2);
+  EXPECT_NE(text2.find("build cancelled: by the operator (manifold builds cancel)"), std::string::npos) << text2;
+  EXPECT_NE(text2.find("rc=1"), std::string::npos) << text2;
+
+  Manifold("builds cancel 1" + farm);
+  first.join();
+  std::string text1 = ReadFile(tmp_.path() + "/build.log");
+  EXPECT_NE(text1.find("build cancelled: by the operator (manifold builds cancel)"), std::string::npos) << text1;
+  EXPECT_TRUE(AllReady({"wa"}, std::chrono::seconds(20)));
+  EXPECT_TRUE(std::regex_search(ReadFile(workers_["wa"]->log()), std::regex("\\(lease [0-9]+\\) cancelled: build 1 ended")));
+  listed = Manifold("builds" + farm);
+  EXPECT_EQ(listed.find("running"), std::string::npos) << listed;
+}
+
 // A stage result held only by a worker that then died (never fetched by
 // anyone: not a target) is built again on a live worker before the stage
 // that reads it, and the image is the one a clean run makes.
