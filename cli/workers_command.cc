@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "coordinator/build/remote_build.h"
@@ -11,10 +13,29 @@
 namespace manifold::cli {
 namespace {
 
-struct WorkersFlags {
+struct FarmFlags {
   std::string coordinator, token, coordinator_key;
   std::vector<std::string> args;
 };
+
+/// The flags every operator command takes: which farm, and how to prove it.
+std::shared_ptr<FarmFlags> AddFarmFlags(CLI::App* cmd, const std::string& args_help) {
+  auto f = std::make_shared<FarmFlags>();
+  cmd->add_option("ARGS", f->args, args_help);
+  cmd->add_option("--coordinator", f->coordinator, "HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
+  cmd->add_option("--token", f->token, "The farm's join token (or MANIFOLD_TOKEN)");
+  cmd->add_option("--coordinator-key", f->coordinator_key, "The coordinator's public key (with allow-client)");
+  return f;
+}
+
+/// The farm the flags name; nullopt (exit 2, said why) without one.
+std::optional<coordinator::RemoteTarget> TargetOf(const FarmFlags& f, int* exit_code) {
+  auto target = RemoteTargetFrom(f.coordinator, f.token, f.coordinator_key);
+  if (!target.address.empty()) return target;
+  std::cerr << "error: no --coordinator (or MANIFOLD_COORDINATOR)\n";
+  *exit_code = 2;
+  return std::nullopt;
+}
 
 std::string Bytes(std::uint64_t b) {
   char buf[32];
@@ -27,11 +48,7 @@ std::string Bytes(std::uint64_t b) {
 
 void AddWorkersCommands(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("workers", "List the farm's workers, or drain or remove one");
-  auto f = std::make_shared<WorkersFlags>();
-  cmd->add_option("ARGS", f->args, "nothing (list), rm ID, or drain ID");
-  cmd->add_option("--coordinator", f->coordinator, "HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
-  cmd->add_option("--token", f->token, "The farm's join token (or MANIFOLD_TOKEN)");
-  cmd->add_option("--coordinator-key", f->coordinator_key, "The coordinator's public key (with allow-client)");
+  auto f = AddFarmFlags(cmd, "nothing (list), rm ID, or drain ID");
   cmd->callback([f, exit_code] {
     wire::WorkersRequestData req;
     if (!f->args.empty()) {
@@ -43,13 +60,9 @@ void AddWorkersCommands(CLI::App& app, int* exit_code) {
       req.action = f->args[0];
       req.worker_id = f->args[1];
     }
-    auto target = RemoteTargetFrom(f->coordinator, f->token, f->coordinator_key);
-    if (target.address.empty()) {
-      std::cerr << "error: no --coordinator (or MANIFOLD_COORDINATOR)\n";
-      *exit_code = 2;
-      return;
-    }
-    auto reply = coordinator::RemoteWorkers(target, req);
+    auto target = TargetOf(*f, exit_code);
+    if (!target) return;
+    auto reply = coordinator::RemoteWorkers(*target, req);
     if (!reply.ok()) {
       PrintError(reply.error());
       *exit_code = 1;
@@ -68,11 +81,7 @@ void AddWorkersCommands(CLI::App& app, int* exit_code) {
     }
   });
   auto* builds = app.add_subcommand("builds", "List the builds running and queued on the farm, or cancel one");
-  auto b = std::make_shared<WorkersFlags>();
-  builds->add_option("ARGS", b->args, "nothing (list), or cancel N");
-  builds->add_option("--coordinator", b->coordinator, "HOST:PORT of manifold-coordinator (or MANIFOLD_COORDINATOR)");
-  builds->add_option("--token", b->token, "The farm's join token (or MANIFOLD_TOKEN)");
-  builds->add_option("--coordinator-key", b->coordinator_key, "The coordinator's public key (with allow-client)");
+  auto b = AddFarmFlags(builds, "nothing (list), or cancel N");
   builds->callback([b, exit_code] {
     wire::BuildsRequestData req;
     if (!b->args.empty()) {
@@ -86,13 +95,9 @@ void AddWorkersCommands(CLI::App& app, int* exit_code) {
       req.action = "cancel";
       req.number = static_cast<std::uint32_t>(n);
     }
-    auto target = RemoteTargetFrom(b->coordinator, b->token, b->coordinator_key);
-    if (target.address.empty()) {
-      std::cerr << "error: no --coordinator (or MANIFOLD_COORDINATOR)\n";
-      *exit_code = 2;
-      return;
-    }
-    auto reply = coordinator::RemoteBuilds(target, req);
+    auto target = TargetOf(*b, exit_code);
+    if (!target) return;
+    auto reply = coordinator::RemoteBuilds(*target, req);
     if (!reply.ok()) {
       PrintError(reply.error());
       *exit_code = 1;
