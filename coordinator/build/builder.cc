@@ -820,7 +820,7 @@ class Build {
       using Kind = ClusterBackend::Incoming::Kind;
       if (in->kind != Kind::kMessage) dirty = true;
       if (in->kind == Kind::kCancelled) {
-        if (!failure) failure = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + in->bytes);
+        if (!failure) failure = BuildCancelled(in->bytes);
         cancel_ = true;
         continue;
       }
@@ -960,10 +960,7 @@ class Build {
             // A target's blobs come here at once, while their worker is
             // surely still up (a draining one leaves soon after).
             if (IsTarget(js)) {
-              std::vector<std::string> digests{js.config_digest};
-              if (!LayersStay())
-                for (const auto& l : js.layers) digests.push_back(l.digest);
-              auto fetched = cluster->FetchToStore(digests);
+              auto fetched = cluster->FetchToStore(ResultBlobs(js));
               if (!fetched.ok())
                 MF_LOG_WARN("fetching the result of {} now: {}", js.job.id, fetched.error().message);
             }
@@ -1248,11 +1245,19 @@ class Build {
     std::vector<std::string> digests;
     for (const auto& js : jobs_) {
       if (!js.needed || !IsTarget(js)) continue;
-      digests.push_back(js.config_digest);
-      if (!LayersStay())
-        for (const auto& l : js.layers) digests.push_back(l.digest);
+      auto blobs = ResultBlobs(js);
+      digests.insert(digests.end(), blobs.begin(), blobs.end());
     }
     return req_.cluster->FetchToStore(digests);
+  }
+
+  /// What of a target's result the coordinator needs: its config, and its
+  /// layers unless they stay on the workers.
+  std::vector<std::string> ResultBlobs(const JobState& js) const {
+    std::vector<std::string> out{js.config_digest};
+    if (!LayersStay())
+      for (const auto& l : js.layers) out.push_back(l.digest);
+    return out;
   }
 
   /// A farm --push whose client takes no copy: the target layers stay on
@@ -1531,6 +1536,10 @@ Expected<BuildCachePruneStats> PruneBuildCache(const std::string& state_dir) {
   MF_TRY_VOID(clear(state_dir + "/snapshots", &stats.snapshots, true));
   MF_TRY_VOID(clear(wstate + "/cache-mounts", &stats.cache_mounts, true));
   return stats;
+}
+
+Error BuildCancelled(const std::string& why) {
+  return MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + why);
 }
 
 Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out) {

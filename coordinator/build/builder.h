@@ -123,4 +123,8 @@ Expected<std::string> ReadWholeFile(const std::string& path, std::size_t max);
 /// "build.entitlement", and any job's error (with its stage and platform).
 Expected<BuildSummary> RunBuild(const BuildRequest& request, std::ostream& out);
 
+/// How a cancelled build fails (Ctrl-C on the client, the client gone, the
+/// operator): kInvalidInput "build.cancelled", "build cancelled: <why>".
+Error BuildCancelled(const std::string& why);
+
 }  // namespace manifold::coordinator

@@ -27,7 +27,7 @@ class ClusterBackend {
       kMessage,  ///< `bytes` from the slot
       kLost,     ///< its worker was lost, drained or revoked: its job runs elsewhere
       kTaken,    ///< another build's job runs there: its job (if any) waits for another slot
-      kCancelled,  ///< the build is cancelled (the client asked); `bytes` says why
+      kCancelled,  ///< the build is cancelled (its client, or the operator); `bytes` says why
     };
     std::string slot;
     std::string bytes;

@@ -935,9 +935,8 @@ class Coordinator {
         // A client that went away (killed, Ctrl-C) takes its build with it.
         for (const auto& [n, b] : builds_)
           if (!Send({b->client, *bytes}) && !b->cancelled) {
-            b->cancelled = true;
             MF_LOG_INFO("build {}: its client is gone; cancelling it", n);
-            SendAll(*b->pipe, {"cancel", "the client went away"});
+            Cancel(*b, "the client went away");
           }
         for (const auto& q : queue_) Send({q.client, *bytes});
       }
@@ -1045,10 +1044,10 @@ class Coordinator {
       case wire::ClusterType::kBlobRequest:
         return OnBlobRequest(identity, body);
       case wire::ClusterType::kBlobChunk:
-        if (auto b = client_build_.find(identity); b != client_build_.end()) {
+        if (ActiveBuild* b = BuildOf(identity)) {
           Frames fw{"msg", identity, body};
           if (f.size() > 2) fw.push_back(f[2]);
-          ToBuild(b->second, fw);
+          SendAll(*b->pipe, fw);
         }
         return;
       case wire::ClusterType::kSubmitBuild:
@@ -1237,12 +1236,18 @@ class Coordinator {
   /// send it a job gets it; the others hear "taken").
   void HelloToBuilds(const std::string& slot, const wire::PlatformList& platforms, int except = 0) {
     if (builds_.empty() || leases_.count(slot)) return;
+    if (auto f = HelloFrames(slot, platforms)) ToBuilds(*f, except);
+  }
+
+  /// A slot offered to a build: its WorkerHello, as a pipe message.
+  static std::optional<Frames> HelloFrames(const std::string& slot, const wire::PlatformList& platforms) {
     wire::WorkerHelloData hello;
     hello.worker_id = slot;
     hello.platforms = platforms;
     hello.slots = 1;
     auto bytes = wire::EncodeWorkerHello(hello);
-    if (bytes.ok()) ToBuilds({"msg", slot, *bytes}, except);
+    if (!bytes.ok()) return std::nullopt;
+    return Frames{"msg", slot, *bytes};
   }
 
   void OnSlot(const std::string& identity, const std::string& worker, const std::string& body) {
@@ -1332,11 +1337,9 @@ class Coordinator {
   void OnCancel(const std::string& identity, const std::string& body) {
     auto c = wire::DecodeCancelBuild(body);
     const std::string why = c.ok() && !c->reason.empty() ? c->reason : "the client asked";
-    if (auto b = client_build_.find(identity); b != client_build_.end()) {
-      MF_LOG_INFO("build {} cancelled by its client: {}", b->second, why);
-      builds_[b->second]->cancelled = true;
-      ToBuild(b->second, {"cancel", why});
-      return;
+    if (ActiveBuild* b = BuildOf(identity)) {
+      MF_LOG_INFO("build {} cancelled by its client: {}", b->number, why);
+      return Cancel(*b, why);
     }
     for (auto it = queue_.begin(); it != queue_.end(); ++it)
       if (it->client == identity) return CancelQueued(it, why);
@@ -1348,8 +1351,22 @@ class Coordinator {
     queue_.erase(it);
     wire::BuildEventData ev;
     ev.kind = wire::BuildEventData::Kind::kFailed;
-    ev.error = MakeError(ErrorKind::kInvalidInput, "build.cancelled", "build cancelled: " + why);
+    ev.error = BuildCancelled(why);
     Reply(client, wire::EncodeBuildEvent(ev));
+  }
+
+  /// Tells a running build to stop; it ends, and its leases are cancelled
+  /// on the workers (EndBuild).
+  void Cancel(ActiveBuild& b, const std::string& why) {
+    b.cancelled = true;
+    SendAll(*b.pipe, {"cancel", why});
+  }
+
+  /// The running build `client` submitted, if any (a handful run at once).
+  ActiveBuild* BuildOf(const std::string& client) {
+    for (auto& [n, b] : builds_)
+      if (b->client == client) return b.get();
+    return nullptr;
   }
 
   /// `manifold builds [cancel N]`: what runs and waits, or stop one.
@@ -1365,8 +1382,7 @@ class Coordinator {
       const std::string why = "by the operator (manifold builds cancel)";
       if (auto b = builds_.find(n); b != builds_.end()) {
         MF_LOG_INFO("build {} cancelled {}", n, why);
-        b->second->cancelled = true;
-        SendAll(*b->second->pipe, {"cancel", why});
+        Cancel(*b->second, why);
       } else if (auto q = std::find_if(queue_.begin(), queue_.end(), [&](const QueuedBuild& x) { return x.number == n; });
                  q != queue_.end()) {
         CancelQueued(q, why);
@@ -1419,7 +1435,6 @@ class Coordinator {
     build->thread = std::thread(RunBuildThread, std::ref(shared_), std::cref(cfg_), std::ref(ctx_),
                                 std::move(build_end), client, std::move(submit), number);
     builds_[number] = std::move(build);
-    client_build_[client] = number;
     // The build learns the free slots it may use.
     std::vector<std::pair<std::string, wire::PlatformList>> slots;
     {
@@ -1432,14 +1447,8 @@ class Coordinator {
         }
       }
     }
-    wire::WorkerHelloData hello;
-    hello.slots = 1;
-    for (const auto& [slot, platforms] : slots) {
-      hello.worker_id = slot;
-      hello.platforms = platforms;
-      auto bytes = wire::EncodeWorkerHello(hello);
-      if (bytes.ok()) ToBuild(number, {"msg", slot, *bytes});
-    }
+    for (const auto& [slot, platforms] : slots)
+      if (auto f = HelloFrames(slot, platforms)) ToBuild(number, *f);
   }
 
   void OnPipe(int number, const Frames& f) {
@@ -1489,7 +1498,6 @@ class Coordinator {
     auto it = builds_.find(number);
     if (it == builds_.end()) return;
     it->second->thread.join();
-    client_build_.erase(it->second->client);
     builds_.erase(it);
     std::map<std::string, std::vector<wire::LeaseData>> left;
     for (const auto& [slot, held] : leases_)
@@ -1585,7 +1593,6 @@ class Coordinator {
   Clock::time_point next_keepalive_;
   std::deque<QueuedBuild> queue_;
   std::map<int, std::unique_ptr<ActiveBuild>> builds_;
-  std::map<std::string, int> client_build_;  ///< client identity -> its running build
   /// slot -> the lease it runs (a slot runs one at a time; the reactor's
   /// own account, whichever build sent the job).
   std::map<std::string, SlotLease> leases_;

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -592,9 +593,7 @@ class Daemon {
       std::vector<wire::ContextFileData> more;
       for (const auto& f : sup.context)
         if (S_ISDIR(f.mode) || !session->context_have.count(f.path)) more.push_back(f);
-      std::size_t files = 0;
-      for (const auto& f : more) files += S_ISDIR(f.mode) ? 0 : 1;
-      if (files > 0) {
+      if (std::any_of(more.begin(), more.end(), [](const auto& f) { return !S_ISDIR(f.mode); })) {
         MF_TRY_VOID(wire::AddToContext(session->context_dir, more, store_->blobs()));
         for (const auto& f : more) session->context_have.insert(f.path);
       }
